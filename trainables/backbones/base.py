@@ -1,0 +1,164 @@
+"""The backbone contract PASSION relies on, and the registry that names backbones.
+
+A backbone has one encoder per modality, a fusion decoder that takes the encoded
+features of all modalities plus a presence mask, and optionally a shared "separate"
+decoder applied to one modality's features (RFNet). Running the fusion decoder with a
+one-hot mask gives the single-modality student path of that modality.
+
+Shapes: ``B`` batch, ``K`` modalities (4), ``C_l`` channels at level ``l``,
+levels finest first.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from trainables.errors import ConfigError
+from trainables.modalities import NUM_MODALITIES
+
+__all__ = [
+    "Backbone",
+    "FusionOutput",
+    "register_backbone",
+    "build_backbone",
+    "backbone_names",
+]
+
+
+@dataclass(frozen=True)
+class FusionOutput:
+    """What the fusion decoder returns.
+
+    Attributes:
+        logits: fused logits, ``B4HWD``.
+        aux_logits: the four deep-supervision logits, finest first, at 1, 1/2, 1/4 and
+            1/8 of the input size.
+        features: decoder features, finest first; ``features[0]`` (``BCHWD`` at full
+            size) is what prototype distillation compares.
+    """
+
+    logits: Tensor
+    aux_logits: tuple[Tensor, ...]
+    features: tuple[Tensor, ...]
+
+
+class Backbone(nn.Module):
+    """Base class of segmentation backbones honouring the PASSION contract.
+
+    Subclasses implement :meth:`encode`, :meth:`fuse` and, if they have one,
+    :meth:`separate`. Constructors take keyword-only ``width`` (base channel count)
+    and ``patch_size`` (training patch edge; nothing may assume a fixed size).
+    """
+
+    has_separate_decoder: bool = False
+    size_divisor: int = 8  # input edges must be multiples of this (the total downsampling)
+
+    def __init__(self, *, width: int, patch_size: int) -> None:
+        super().__init__()
+        if width < 1:
+            raise ConfigError(f"width must be >= 1, got {width}")
+        if patch_size < self.size_divisor or patch_size % self.size_divisor:
+            raise ConfigError(
+                f"patch_size must be a positive multiple of {self.size_divisor} for "
+                f"{type(self).__name__}, got {patch_size}"
+            )
+        self.width = width
+        self.patch_size = patch_size
+
+    def encode(self, images: Tensor, modality: int) -> list[Tensor]:
+        """Encode one modality.
+
+        Args:
+            images: ``N1HWD`` images of modality ``modality``.
+            modality: index in ``MODALITIES`` order.
+
+        Returns:
+            Per-level features, finest first, each ``NC_lH_lW_lD_l``.
+        """
+        raise NotImplementedError
+
+    def fuse(self, features: Sequence[Tensor], mask: Tensor) -> FusionOutput:
+        """Fusion decoder over the present modalities.
+
+        Args:
+            features: per-level features of all modalities, finest first, each
+                ``BKC_lH_lW_lD_l``. Absent modalities may hold anything: the decoder
+                must ignore them.
+            mask: ``BK`` bool, which modalities the decoder may use.
+        """
+        raise NotImplementedError
+
+    def separate(self, features: Sequence[Tensor]) -> Tensor:
+        """Shared separate decoder on one modality's per-level features (``NC_l...``) to ``N4HWD`` logits."""
+        raise NotImplementedError(f"{type(self).__name__} has no separate decoder")
+
+    def encode_present(self, images: Tensor, present: Tensor) -> list[Tensor]:
+        """Run each modality's encoder only on the samples where it is present.
+
+        Args:
+            images: ``BKHWD`` images, modalities in ``MODALITIES`` order.
+            present: ``BK`` bool.
+
+        Returns:
+            Per-level ``BKC_l...`` features, zero where a modality is absent. This is
+            exact wherever absent modalities are masked out downstream.
+        """
+        batch = images.shape[0]
+        levels: list[Tensor] | None = None
+        for modality in range(NUM_MODALITIES):
+            rows = present[:, modality].nonzero(as_tuple=True)[0]
+            if rows.numel() == 0:
+                continue
+            encoded = self.encode(images[rows, modality : modality + 1], modality)
+            if levels is None:
+                levels = [
+                    level.new_zeros((batch, NUM_MODALITIES, *level.shape[1:])) for level in encoded
+                ]
+            for stacked, level in zip(levels, encoded):
+                stacked[rows, modality] = level
+        if levels is None:
+            raise ValueError("encode_present needs at least one present modality")
+        return levels
+
+    def forward(self, images: Tensor, mask: Tensor) -> Tensor:
+        """Fused logits for ``BKHWD`` images with modalities ``mask`` (``BK``) present."""
+        return self.fuse(self.encode_present(images, mask), mask).logits
+
+
+_REGISTRY: dict[str, Callable[..., Backbone]] = {}
+
+
+def register_backbone(name: str) -> Callable[[type[Backbone]], type[Backbone]]:
+    """Class decorator that makes a backbone available to :func:`build_backbone` by ``name``."""
+
+    def decorate(cls: type[Backbone]) -> type[Backbone]:
+        if name in _REGISTRY:
+            raise ValueError(f"backbone {name!r} is registered twice")
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def backbone_names() -> list[str]:
+    """Names of the registered backbones."""
+    return sorted(_REGISTRY)
+
+
+def build_backbone(name: str, *, width: int = 8, patch_size: int = 80) -> Backbone:
+    """Instantiate a registered backbone.
+
+    Raises:
+        ConfigError: for an unknown name (the message suggests the closest one).
+    """
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"unknown backbone {name!r}{hint}; available: {', '.join(backbone_names())}"
+        )
+    return _REGISTRY[name](width=width, patch_size=patch_size)

@@ -1,0 +1,215 @@
+"""RFNet (Ding et al., ICCV 2021): region-aware fusion of per-modality encoders.
+
+Four modality encoders (one per MRI modality, four levels), a fusion decoder that at
+every level predicts region probability maps (PRMs) from the present modalities and
+fuses the modalities region by region, and one separate decoder shared by all
+modalities. Channel widths ``w, 2w, 4w, 8w`` from finest to coarsest.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from trainables.backbones.base import Backbone, FusionOutput, register_backbone
+from trainables.backbones.layers import ConvNormAct, mask_modalities, upsample
+from trainables.modalities import NUM_CLASSES, NUM_MODALITIES
+
+__all__ = ["RFNet"]
+
+_PRM_HIDDEN = 16  # channels of the PRM head, fixed in the published model
+_WEIGHT_HIDDEN = 128  # hidden units of the per-region modality weighting
+
+
+class ResidualLevel(nn.Module):
+    """One encoder level: an (optionally strided) entry conv and two residual convs."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, stride: int) -> None:
+        super().__init__()
+        self.entry = ConvNormAct(in_channels, out_channels, stride=stride)
+        self.body = nn.Sequential(ConvNormAct(out_channels, out_channels), ConvNormAct(out_channels, out_channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.entry(x)
+        return x + self.body(x)
+
+
+class ModalityEncoder(nn.Module):
+    """Encoder of one modality: ``N1HWD`` to four levels, finest first."""
+
+    def __init__(self, channels: Sequence[int]) -> None:
+        super().__init__()
+        inputs = (1, *channels[:-1])
+        self.levels = nn.ModuleList(
+            ResidualLevel(cin, cout, stride=1 if index == 0 else 2)
+            for index, (cin, cout) in enumerate(zip(inputs, channels))
+        )
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        outputs = []
+        for level in self.levels:
+            x = level(x)
+            outputs.append(x)
+        return outputs
+
+
+class UpStage(nn.Module):
+    """Decoder stage: upsample the coarser map, reduce it, concatenate the skip, refine."""
+
+    def __init__(self, coarse_channels: int, channels: int) -> None:
+        super().__init__()
+        self.reduce = nn.Sequential(upsample(2), ConvNormAct(coarse_channels, channels))
+        self.refine = nn.Sequential(ConvNormAct(2 * channels, channels), ConvNormAct(channels, channels, kernel_size=1))
+
+    def forward(self, coarse: Tensor, skip: Tensor) -> Tensor:
+        return self.refine(torch.cat((skip, self.reduce(coarse)), dim=1))
+
+
+class SeparateDecoder(nn.Module):
+    """U-Net decoder shared by all modalities: one modality's four levels to ``N4HWD`` logits."""
+
+    def __init__(self, channels: Sequence[int]) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList(UpStage(channels[level + 1], channels[level]) for level in range(len(channels) - 1))
+        self.head = nn.Conv3d(channels[0], NUM_CLASSES, 1)
+
+    def forward(self, levels: Sequence[Tensor]) -> Tensor:
+        x = levels[-1]
+        for level in reversed(range(len(self.stages))):
+            x = self.stages[level](x, levels[level])
+        return self.head(x)
+
+
+class RegionProbabilityHead(nn.Module):
+    """Predicts region logits from the masked modality features of one level.
+
+    At the coarsest level it sees only the modality features; at the others also the
+    decoder feature coming from the coarser level.
+    """
+
+    def __init__(self, channels: int, *, with_decoder_input: bool) -> None:
+        super().__init__()
+        self.embed = nn.Sequential(
+            ConvNormAct(NUM_MODALITIES * channels, channels // 4, kernel_size=1),
+            ConvNormAct(channels // 4, channels // 4),
+            ConvNormAct(channels // 4, channels, kernel_size=1),
+        )
+        head_in = 2 * channels if with_decoder_input else channels
+        self.head = nn.Sequential(ConvNormAct(head_in, _PRM_HIDDEN, kernel_size=1), nn.Conv3d(_PRM_HIDDEN, NUM_CLASSES, 1))
+
+    def forward(self, stacked: Tensor, decoder: Tensor | None) -> Tensor:
+        x = self.embed(stacked)
+        if decoder is not None:
+            x = torch.cat((decoder, x), dim=1)
+        return self.head(x)
+
+
+class RegionAwareFusion(nn.Module):
+    """Fuses the modalities region by region, weighted by a learned per-region score.
+
+    For region ``r`` with probability map ``p_r`` the published model multiplies every
+    modality's features by ``p_r``, pools them to a per-modality weight ``s_rk`` and
+    sums ``s_rk * p_r * y_k`` over modalities. This computes the same values as
+    ``p_r * sum_k s_rk y_k`` with the pooling as one contraction, so the
+    ``B x K x regions x C x HWD`` product is never materialised.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.weighting = nn.ModuleList(
+            nn.Sequential(
+                nn.Linear(NUM_MODALITIES * channels + 1, _WEIGHT_HIDDEN),
+                nn.LeakyReLU(negative_slope=0.2, inplace=True),
+                nn.Linear(_WEIGHT_HIDDEN, NUM_MODALITIES),
+            )
+            for _ in range(NUM_CLASSES)
+        )
+        self.region_fusion = nn.Sequential(
+            ConvNormAct(NUM_CLASSES * channels, channels, kernel_size=1),
+            ConvNormAct(channels, channels),
+            ConvNormAct(channels, channels // 2, kernel_size=1),
+        )
+        self.shortcut = nn.Sequential(
+            ConvNormAct(NUM_MODALITIES * channels, channels, kernel_size=1),
+            ConvNormAct(channels, channels),
+            ConvNormAct(channels, channels // 2, kernel_size=1),
+        )
+
+    def forward(self, masked: Tensor, region_probs: Tensor) -> Tensor:
+        """Args: masked ``BKCHWD`` features (absent modalities zero); region_probs ``B4HWD``."""
+        batch, modalities, channels = masked.shape[:3]
+        spatial = masked.shape[3:]
+        probs = region_probs.flatten(2)  # B R S
+        prob_mean = probs.mean(dim=2) + 1e-7  # B R
+        pooled = torch.einsum("bkcs,brs->brkc", masked.flatten(3), probs) / probs.shape[2]
+        pooled = pooled / prob_mean[:, :, None, None]
+        regions = []
+        for region, weighting in enumerate(self.weighting):
+            scores = torch.cat((pooled[:, region].flatten(1), prob_mean[:, region : region + 1]), dim=1)
+            weights = torch.sigmoid(weighting(scores))  # B K
+            fused = torch.einsum("bk,bkc...->bc...", weights, masked)
+            regions.append(fused * region_probs[:, region : region + 1])
+        flat = masked.reshape(batch, modalities * channels, *spatial)
+        return torch.cat((self.region_fusion(torch.cat(regions, dim=1)), self.shortcut(flat)), dim=1)
+
+
+class FusionDecoder(nn.Module):
+    """RFNet's fusion decoder: PRM + region-aware fusion at every level, coarse to fine."""
+
+    def __init__(self, channels: Sequence[int]) -> None:
+        super().__init__()
+        levels = range(len(channels))
+        self.prm_heads = nn.ModuleList(
+            RegionProbabilityHead(channels[level], with_decoder_input=level < len(channels) - 1) for level in levels
+        )
+        self.fusions = nn.ModuleList(RegionAwareFusion(channels[level]) for level in levels)
+        self.reduce = nn.ModuleList(
+            nn.Sequential(upsample(2), ConvNormAct(channels[level + 1], channels[level])) for level in levels[:-1]
+        )
+        self.refine = nn.ModuleList(
+            nn.Sequential(ConvNormAct(2 * channels[level], channels[level]), ConvNormAct(channels[level], channels[level], kernel_size=1))
+            for level in levels[:-1]
+        )
+        self.head = nn.Conv3d(channels[0], NUM_CLASSES, 1)
+
+    def forward(self, features: Sequence[Tensor], mask: Tensor) -> FusionOutput:
+        aux: list[Tensor] = []
+        decoded: list[Tensor] = []
+        x: Tensor | None = None
+        for level in reversed(range(len(features))):
+            masked = mask_modalities(features[level], mask)
+            stacked = masked.flatten(1, 2)
+            decoder_in = None if x is None else self.reduce[level](x)
+            region_logits = self.prm_heads[level](stacked, decoder_in)
+            fused = self.fusions[level](masked, torch.softmax(region_logits, dim=1).detach())
+            x = fused if decoder_in is None else self.refine[level](torch.cat((fused, decoder_in), dim=1))
+            aux.append(region_logits)
+            decoded.append(x)
+        return FusionOutput(logits=self.head(x), aux_logits=tuple(reversed(aux)), features=tuple(reversed(decoded)))
+
+
+@register_backbone("rfnet")
+class RFNet(Backbone):
+    """RFNet with base width ``width`` (reference 8) for ``patch_size`` patches (reference 80)."""
+
+    has_separate_decoder = True
+
+    def __init__(self, *, width: int = 8, patch_size: int = 80) -> None:
+        super().__init__(width=width, patch_size=patch_size)
+        channels = [width * 2**level for level in range(4)]
+        self.encoders = nn.ModuleList(ModalityEncoder(channels) for _ in range(NUM_MODALITIES))
+        self.fusion_decoder = FusionDecoder(channels)
+        self.separate_decoder = SeparateDecoder(channels)
+        for module in self.modules():
+            if isinstance(module, nn.Conv3d):
+                nn.init.kaiming_normal_(module.weight)
+
+    def encode(self, images: Tensor, modality: int) -> list[Tensor]:
+        return self.encoders[modality](images)
+
+    def fuse(self, features: Sequence[Tensor], mask: Tensor) -> FusionOutput:
+        return self.fusion_decoder(features, mask)
+
+    def separate(self, features: Sequence[Tensor]) -> Tensor:
+        return self.separate_decoder(features)
