@@ -1,0 +1,137 @@
+"""PASSION loss terms against the reference implementation's values (golden.json, 1e-5)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trainables.passion import PassionConfig, PreferenceBalancer, combine_loss_terms, LossTerms
+from trainables.passion.losses import (
+    prototype_distillation,
+    soft_dice_loss,
+    temperature_kl,
+    upsample_probabilities,
+    weighted_cross_entropy,
+)
+from trainables.passion.preference import modality_frequency_weights, step_relative_preference
+
+GOLDEN_PATH = Path(
+    os.environ.get("PASSION_GOLDEN", Path(__file__).resolve().parents[3] / "shared/reference/golden.json")
+)
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict:
+    if not GOLDEN_PATH.is_file():
+        pytest.fail(f"golden values not found at {GOLDEN_PATH}; set PASSION_GOLDEN to golden.json")
+    return json.loads(GOLDEN_PATH.read_text())
+
+
+@pytest.fixture(scope="module")
+def inputs(golden: dict) -> dict[str, torch.Tensor]:
+    """The reference's inputs, drawn in its order, each checked against its fingerprint."""
+    torch.manual_seed(0)
+    drawn = {
+        "logits": torch.randn(2, 4, 16, 16, 16),
+        "labels": torch.randint(0, 4, (2, 16, 16, 16)),
+        "logit_s": torch.randn(2, 4, 16, 16, 16),
+        "logit_t": torch.randn(2, 4, 16, 16, 16),
+        "feat_s": torch.randn(2, 8, 16, 16, 16),
+        "feat_t": torch.randn(2, 8, 16, 16, 16),
+        "low": torch.randn(2, 4, 8, 8, 8),
+        "low_t": torch.randn(2, 4, 8, 8, 8),
+    }
+    drawn["target"] = F.one_hot(drawn["labels"], 4).permute(0, 4, 1, 2, 3).float()
+    for name, tensor in drawn.items():
+        fingerprint = golden["inputs"][name]
+        values = tensor.double()
+        assert list(tensor.shape) == fingerprint["shape"], name
+        assert values.sum().item() == pytest.approx(fingerprint["sum"], rel=1e-6), name
+        assert values.abs().sum().item() == pytest.approx(fingerprint["abs_sum"], rel=1e-6), name
+        assert values.flatten()[:5].tolist() == pytest.approx(fingerprint["first5"], abs=1e-7), name
+        assert values.flatten()[-5:].tolist() == pytest.approx(fingerprint["last5"], abs=1e-7), name
+    return drawn
+
+
+def assert_golden(actual: torch.Tensor, expected: list[float], tolerance: float) -> None:
+    torch.testing.assert_close(actual.double(), torch.tensor(expected, dtype=torch.float64), atol=tolerance, rtol=0)
+
+
+def test_segmentation_losses(golden: dict, inputs: dict) -> None:
+    probs = torch.softmax(inputs["logits"], dim=1)
+    outputs, tolerance = golden["outputs"], golden["tolerance"]
+    assert_golden(soft_dice_loss(probs, inputs["target"]), outputs["dice_loss_bs"], tolerance)
+    assert_golden(weighted_cross_entropy(probs, inputs["target"]), outputs["softmax_weighted_loss_bs"], tolerance)
+
+
+def test_segmentation_losses_on_upsampled_deep_supervision(golden: dict, inputs: dict) -> None:
+    probs = upsample_probabilities(torch.softmax(inputs["low"], dim=1), 2)
+    outputs, tolerance = golden["outputs"], golden["tolerance"]
+    assert_golden(soft_dice_loss(probs, inputs["target"]), outputs["dice_loss_bs_up2"], tolerance)
+    assert_golden(weighted_cross_entropy(probs, inputs["target"]), outputs["softmax_weighted_loss_bs_up2"], tolerance)
+
+
+def test_temperature_kl(golden: dict, inputs: dict) -> None:
+    outputs, tolerance = golden["outputs"], golden["tolerance"]
+    full = temperature_kl(inputs["logit_s"], inputs["logit_t"], temperature=4.0)
+    low = temperature_kl(inputs["low"], inputs["low_t"], temperature=4.0, scale=2)
+    assert_golden(full, outputs["temp_kl_loss_bs_T4"], tolerance)
+    assert_golden(low, outputs["temp_kl_loss_bs_T4_up2"], tolerance)
+
+
+def test_prototype_distillation(golden: dict, inputs: dict) -> None:
+    expected, tolerance = golden["outputs"]["prototype_passion_loss_bs"], golden["tolerance"]
+    loss, distance = prototype_distillation(inputs["feat_s"], inputs["feat_t"], inputs["target"])
+    assert_golden(loss, expected["proto_loss"], tolerance)
+    assert_golden(distance, expected["dist"], tolerance)
+
+
+def test_prototype_distillation_skips_a_class_absent_from_one_sample(golden: dict, inputs: dict) -> None:
+    labels = inputs["labels"].clone()
+    labels[1][labels[1] == 3] = 2
+    target = F.one_hot(labels, 4).permute(0, 4, 1, 2, 3).float()
+    expected = golden["outputs"]["prototype_passion_loss_bs_class3_absent_in_b1"]
+    loss, distance = prototype_distillation(inputs["feat_s"], inputs["feat_t"], target)
+    assert_golden(loss, expected["proto_loss"], golden["tolerance"])
+    assert_golden(distance, expected["dist"], golden["tolerance"])
+
+
+def test_idt_loss_assembly(golden: dict) -> None:
+    case, tolerance = golden["outputs"]["idt_loss_assembly"], golden["tolerance"]
+    mask = torch.tensor(case["mask"])
+    per_modality = {name: torch.tensor(case[f"{name}_bs"]).reshape(case["B"], 4) for name in ("sep", "kl", "proto", "dist")}
+    weights = modality_frequency_weights(torch.tensor(case["modal_num"]), case["iter_per_epoch"])
+    assert_golden(weights, case["modal_weight"], tolerance)
+
+    preference = step_relative_preference(per_modality["dist"], mask)
+    assert_golden(preference, case["rp_iter"], tolerance)
+    assert (preference > 0).tolist() == case["rp_mask"]
+
+    terms = LossTerms(
+        sep=per_modality["sep"],
+        fuse=torch.tensor(case["fuse_bs"]),
+        prm=torch.tensor(case["prm_bs"]),
+        kl=per_modality["kl"],
+        proto=per_modality["proto"],
+        distance=per_modality["dist"],
+    )
+    step = combine_loss_terms(
+        terms, counted=mask, beta=torch.tensor(case["imb_beta"]), modality_weights=weights, config=PassionConfig()
+    )
+    for part, key in (("sep", "sep_loss"), ("kl", "kl_loss"), ("proto", "proto_loss")):
+        assert step.parts[part].item() == pytest.approx(case[key], abs=tolerance), part
+    assert step.total.item() == pytest.approx(case["loss"], abs=tolerance)
+
+
+def test_beta_update_at_epoch_zero(golden: dict) -> None:
+    case, tolerance = golden["outputs"]["imb_beta_update_epoch0"], golden["tolerance"]
+    balancer = PreferenceBalancer(PassionConfig(), normalisers=torch.ones(4))
+    balancer.accumulate(torch.tensor([case["epoch_dist_m"]]), torch.ones(1, 4, dtype=torch.bool))
+    preference = balancer.end_epoch(epoch=0)
+    assert balancer.eta == pytest.approx(case["eta_used"])
+    assert_golden(preference, case["rp_epoch"], tolerance)
+    assert_golden(balancer.beta, case["imb_beta"], tolerance)

@@ -1,0 +1,120 @@
+"""The pair-batched PASSION objective equals the reference's naive computation."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trainables.backbones import build_backbone
+from trainables.passion import LossTerms, PassionConfig, combine_loss_terms, compute_loss_terms
+from trainables.passion.losses import prototype_distillation, segmentation_loss, shared_classes, temperature_kl
+from trainables.passion.losses import upsample_probabilities
+
+
+def naive_loss_terms(model, images, labels, *, fusion_mask, counted, config) -> LossTerms:
+    """The reference's way: every encoder, separate-decoder and student pass for every
+    sample, then the terms of absent modalities multiplied by zero."""
+    target = F.one_hot(labels, 4).movedim(-1, 1).to(images.dtype)
+    per_modality = [model.encode(images[:, m : m + 1], m) for m in range(4)]
+    features = [torch.stack([levels[level] for levels in per_modality], dim=1) for level in range(4)]
+    weights = counted.to(images.dtype)
+
+    def seg_with_aux(output):
+        fuse = segmentation_loss(torch.softmax(output.logits, 1), target)
+        prm = sum(
+            2.0 ** -(k + 1) * segmentation_loss(upsample_probabilities(torch.softmax(aux, 1), 2**k), target)
+            for k, aux in enumerate(output.aux_logits)
+        )
+        return fuse, prm
+
+    sep = torch.stack(
+        [segmentation_loss(torch.softmax(model.separate(per_modality[m]), 1), target) for m in range(4)], dim=1
+    )
+    teacher = model.fuse(features, fusion_mask)
+    fuse, prm = seg_with_aux(teacher)
+    kl, proto, distance = [], [], []
+    for m in range(4):
+        one_hot = torch.zeros_like(fusion_mask)
+        one_hot[:, m] = True
+        student = model.fuse(features, one_hot)
+        kl_m = temperature_kl(student.logits, teacher.logits.detach(), temperature=config.temperature)
+        for k, (aux_s, aux_t) in enumerate(zip(student.aux_logits, teacher.aux_logits)):
+            kl_m = kl_m + 2.0 ** -(k + 1) * temperature_kl(
+                aux_s, aux_t.detach(), temperature=config.temperature, scale=2**k
+            )
+        proto_m, distance_m = prototype_distillation(
+            student.features[0], teacher.features[0].detach(), target, classes=shared_classes(target)
+        )
+        kl.append(kl_m)
+        proto.append(proto_m)
+        distance.append(distance_m)
+    return LossTerms(
+        sep=sep * weights,
+        fuse=fuse,
+        prm=prm,
+        kl=torch.stack(kl, 1) * weights,
+        proto=torch.stack(proto, 1) * weights,
+        distance=torch.stack(distance, 1) * weights,
+    )
+
+
+def loss_and_gradients(model, terms_fn, images, labels, fusion_mask, counted, config):
+    model.zero_grad()
+    terms = terms_fn(model, images, labels, fusion_mask=fusion_mask, counted=counted, config=config)
+    step = combine_loss_terms(
+        terms, counted=counted, beta=torch.tensor([1.2, 0.8, 1.0, 0.9]),
+        modality_weights=torch.tensor([2.0, 1.5, 1.0, 4.0]), config=config,
+    )
+    step.total.backward()
+    return step.total.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_pair_batched_objective_matches_naive_computation(enabled: bool) -> None:
+    torch.manual_seed(3)
+    model = build_backbone("rfnet", width=4, patch_size=16).double()
+    availability = torch.tensor([[True, False, True, True], [False, True, False, False], [True, True, True, True]])
+    images = torch.randn(3, 4, 16, 16, 16, dtype=torch.float64) * availability[..., None, None, None]
+    labels = torch.randint(0, 4, (3, 16, 16, 16))
+    config = PassionConfig(enabled=enabled)
+
+    def efficient(model, images, labels, **kwargs):
+        return compute_loss_terms(model, images, labels, warmup=False, **kwargs)
+
+    fast_loss, fast_grads = loss_and_gradients(model, efficient, images, labels, availability, availability, config)
+    naive_loss, naive_grads = loss_and_gradients(model, naive_loss_terms, images, labels, availability, availability, config)
+
+    torch.testing.assert_close(fast_loss, naive_loss, atol=1e-5, rtol=0)
+    assert fast_grads.keys() <= naive_grads.keys()
+    for name, naive_grad in naive_grads.items():
+        fast_grad = fast_grads.get(name, torch.zeros_like(naive_grad))
+        torch.testing.assert_close(fast_grad, naive_grad, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_student_path_ignores_other_modalities() -> None:
+    torch.manual_seed(0)
+    model = build_backbone("rfnet", width=4, patch_size=16).eval()
+    images = torch.randn(1, 4, 16, 16, 16)
+    changed = images.clone()
+    changed[:, [0, 2, 3]] = torch.randn(1, 3, 16, 16, 16)
+    only_t1ce = torch.tensor([[False, True, False, False]])
+    all_present = torch.ones(1, 4, dtype=torch.bool)
+    with torch.no_grad():
+        before = model.fuse(model.encode_present(images, all_present), only_t1ce).logits
+        after = model.fuse(model.encode_present(changed, all_present), only_t1ce).logits
+    torch.testing.assert_close(before, after)
+
+
+def test_warmup_counts_only_the_separate_term() -> None:
+    torch.manual_seed(1)
+    model = build_backbone("rfnet", width=4, patch_size=16)
+    mask = torch.tensor([[True, True, False, False]])
+    images = torch.randn(1, 4, 16, 16, 16) * mask[..., None, None, None]
+    labels = torch.randint(0, 4, (1, 16, 16, 16))
+    terms = compute_loss_terms(model, images, labels, fusion_mask=mask, counted=mask, config=PassionConfig(), warmup=True)
+    assert terms.fuse is None and terms.kl is None
+    assert (terms.sep[0, 2:] == 0).all() and (terms.sep[0, :2] > 0).all()
+    beta, weights = torch.tensor([2.0, 0.5, 1.0, 1.0]), torch.tensor([1.0, 3.0, 1.0, 1.0])
+    step = combine_loss_terms(terms, counted=mask, beta=beta, modality_weights=weights, config=PassionConfig())
+    expected = (beta * weights * terms.sep[0]).sum()
+    torch.testing.assert_close(step.total, expected)

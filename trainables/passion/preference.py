@@ -1,0 +1,100 @@
+"""Relative preference of modalities and the epoch-level beta update that balances them."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from trainables.modalities import NUM_MODALITIES
+from trainables.passion.config import PassionConfig
+
+__all__ = ["step_relative_preference", "modality_frequency_weights", "PreferenceBalancer"]
+
+
+def step_relative_preference(distance: Tensor, mask: Tensor) -> Tensor:
+    """Relative preference of each modality in one step.
+
+    ``rp_m = sum_b mask[b,m] (D[b,m] / Dbar_b - 1)`` with ``Dbar_b`` the mean distance
+    over the modalities sample ``b`` has. A sample whose mean distance is zero (no
+    class shared by the batch) contributes nothing (the reference would give NaN,
+    which gates the same way).
+
+    Args:
+        distance: ``BK`` student-to-teacher distances ``D`` (zero where absent).
+        mask: ``BK`` bool, modalities counted per sample.
+
+    Returns:
+        ``K`` relative preferences; ``rp_m > 0`` means modality ``m`` lags behind.
+    """
+    weights = mask.to(distance.dtype)
+    mean = (distance * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+    ratio = torch.where(mean[:, None] > 0, distance / mean[:, None].clamp(min=1e-12) - 1.0, 0.0)
+    return (ratio * weights).sum(dim=0)
+
+
+def modality_frequency_weights(modality_counts: Tensor, num_cases: int) -> Tensor:
+    """``w_m = N / N_m``: rarer modalities weigh more; 0 for a modality no case has.
+
+    Args:
+        modality_counts: ``K`` number of training cases having each modality.
+        num_cases: ``N``, the number of training cases.
+    """
+    counts = modality_counts.to(torch.float32)
+    return torch.where(counts > 0, num_cases / counts.clamp(min=1), 0.0)
+
+
+class PreferenceBalancer:
+    """Holds beta and eta and performs the end-of-epoch beta update.
+
+    During an epoch, :meth:`accumulate` sums the masked distances; :meth:`end_epoch`
+    turns them into the epoch's relative preference
+    ``RP_m = (mean_m Dep_m - Dep_m) / mean_m Dep_m`` (``Dep_m`` the summed distance
+    divided by ``normalisers[m]``), grows eta on schedule and moves beta against RP.
+
+    Args:
+        config: PASSION coefficients.
+        normalisers: ``K`` divisors of the epoch distances: ``N_m`` for ``idt``, the
+            number of steps for ``pdt``.
+    """
+
+    def __init__(self, config: PassionConfig, normalisers: Tensor) -> None:
+        self.config = config
+        self.normalisers = normalisers.to(torch.float64)
+        self.beta = torch.ones(NUM_MODALITIES, dtype=torch.float64)
+        self.eta = config.eta
+        self._epoch_distance = torch.zeros(NUM_MODALITIES, dtype=torch.float64)
+
+    def accumulate(self, distance: Tensor, mask: Tensor) -> None:
+        """Add one step's ``BK`` distances of the counted (``mask``) modalities."""
+        self._epoch_distance += (distance.detach() * mask).sum(dim=0).to(torch.float64).cpu()
+
+    def end_epoch(self, epoch: int) -> Tensor:
+        """Update beta from the accumulated distances and reset them.
+
+        Modalities with a zero normaliser (never present) keep ``RP = 0`` and are left
+        out of the mean.
+
+        Returns:
+            ``K`` epoch relative preferences RP.
+        """
+        known = self.normalisers > 0
+        distance = torch.where(known, self._epoch_distance / self.normalisers.clamp(min=1e-12), 0.0)
+        mean = distance[known].mean() if known.any() else distance.new_tensor(0.0)
+        preference = torch.where(known & (mean > 0), (mean - distance) / mean.clamp(min=1e-12), 0.0)
+        if epoch % self.config.eta_every == 0:
+            self.eta *= self.config.eta_growth
+        beta = torch.clamp(self.beta - self.eta * preference, self.config.beta_min, self.config.beta_max)
+        self.beta = self.config.beta_norm * beta / beta.norm()
+        self._epoch_distance.zero_()
+        return preference
+
+    def state_dict(self) -> dict[str, Any]:
+        """State to checkpoint (beta, eta and the current epoch's accumulated distances)."""
+        return {"beta": self.beta.clone(), "eta": self.eta, "epoch_distance": self._epoch_distance.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.beta = state["beta"].to(torch.float64)
+        self.eta = float(state["eta"])
+        self._epoch_distance = state["epoch_distance"].to(torch.float64)
