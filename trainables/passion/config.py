@@ -1,11 +1,12 @@
 """Coefficients of PASSION, with the reference implementation's values as defaults."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from trainables.errors import ConfigError
 
-__all__ = ["PassionConfig"]
+__all__ = ["PassionConfig", "METHODS", "with_method"]
 
 
 @dataclass(frozen=True)
@@ -54,3 +55,18 @@ class PassionConfig:
         for name, valid in checks.items():
             if not valid:
                 raise ConfigError(f"passion.{name} has an invalid value {getattr(self, name)!r}")
+
+
+# Training methods by name: the baseline is PASSION switched off.
+METHODS: dict[str, bool] = {"baseline": False, "passion": True}
+
+
+def with_method(config: PassionConfig, method: str) -> PassionConfig:
+    """``config`` switched on or off for the named method (``baseline`` or ``passion``).
+
+    Raises:
+        ConfigError: for an unknown method.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    return dataclasses.replace(config, enabled=METHODS[method])

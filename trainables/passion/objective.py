@@ -53,7 +53,7 @@ class StepLoss:
     Attributes:
         total: scalar loss to back-propagate.
         parts: each weighted sum before its coefficient (``fuse``, ``prm``, ``sep``,
-            ``kl``, ``proto``), as tensors.
+            ``kl``, ``proto``), as detached tensors.
         relative_preference: ``K`` step relative preference, when PASSION ran.
     """
 
@@ -188,7 +188,7 @@ def combine_loss_terms(
     fuse, prm = terms.fuse.sum(), terms.prm.sum()
     if not config.enabled:
         sep_total = sep.sum()
-        return StepLoss(total=fuse + prm + sep_total, parts={"fuse": fuse, "prm": prm, "sep": sep_total})
+        return StepLoss(total=fuse + prm + sep_total, parts=_detached(fuse=fuse, prm=prm, sep=sep_total))
 
     preference = step_relative_preference(terms.distance.detach(), counted)
     lag = (preference > 0).to(sep)
@@ -196,5 +196,9 @@ def combine_loss_terms(
     kl_total = (beta * weights * terms.kl.sum(dim=0)).sum()
     proto_total = (lag * weights * terms.proto.sum(dim=0)).sum()
     total = fuse + prm + sep_total + config.kl_weight * kl_total + config.proto_weight * proto_total
-    parts = {"fuse": fuse, "prm": prm, "sep": sep_total, "kl": kl_total, "proto": proto_total}
+    parts = _detached(fuse=fuse, prm=prm, sep=sep_total, kl=kl_total, proto=proto_total)
     return StepLoss(total=total, parts=parts, relative_preference=preference)
+
+
+def _detached(**parts: Tensor) -> dict[str, Tensor]:
+    return {name: value.detach() for name, value in parts.items()}

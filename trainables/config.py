@@ -1,0 +1,189 @@
+"""The configuration of one training run: typed, frozen, validated sections.
+
+``RunConfig.from_dict`` accepts the nested dict form (as saved in ``config.json`` and
+in checkpoints) and rejects unknown keys with the closest valid name;
+``RunConfig.with_overrides`` applies ``section.key=value`` strings from the CLI.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from trainables.data.datasets import MASK_TYPES
+from trainables.errors import ConfigError
+from trainables.passion.config import PassionConfig
+
+__all__ = ["DataConfig", "ModelConfig", "TrainConfig", "RunConfig"]
+
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the prepared data set and the missing-rate split are.
+
+    Attributes:
+        root: prepared data folder (``vol/``, ``seg/``, ``train.txt``...).
+        split: reference-format missing-rate CSV; required for ``idt`` and ``idt_drop``.
+        train_list: case list of the training cases (relative to ``root``), used when
+            no split is given.
+        val_list: case list for validation (relative to ``root``); skipped if absent.
+    """
+
+    root: str = ""
+    split: str | None = None
+    train_list: str = "train.txt"
+    val_list: str | None = "val.txt"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Backbone name (see ``passion-sweep train --help``), base width and patch size."""
+
+    backbone: str = "rfnet"
+    width: int = 8
+    patch_size: int = 80
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; defaults are the reference's.
+
+    Attributes:
+        epochs: number of epochs.
+        batch_size: cases per step.
+        iters_per_epoch: steps per epoch; ``None`` means training cases // batch size.
+        lr: initial learning rate, decayed as ``lr (1 - epoch/epochs)^lr_power``.
+        lr_power: exponent of the poly decay.
+        weight_decay: AdamW weight decay.
+        adam_beta1: AdamW first-moment decay.
+        adam_beta2: AdamW second-moment decay.
+        mask_type: ``idt`` (fixed availability), ``idt_drop`` (random reachable
+            subset of it) or ``pdt`` (complete data, random subset at fusion).
+        seed: seed of weights, sampling and augmentation.
+        num_workers: data-loading worker processes.
+        augment: random rotation, intensity and flips.
+        val_every: validate every this many epochs (and after the last).
+        device: ``auto`` (CUDA if present), ``cpu`` or ``cuda[:N]``.
+    """
+
+    epochs: int = 300
+    batch_size: int = 1
+    iters_per_epoch: int | None = None
+    lr: float = 2e-4
+    lr_power: float = 0.9
+    weight_decay: float = 1e-4
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    mask_type: str = "idt"
+    seed: int = 1037
+    num_workers: int = 2
+    augment: bool = True
+    val_every: int = 10
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.mask_type not in MASK_TYPES:
+            raise ConfigError(f"train.mask_type must be one of {', '.join(MASK_TYPES)}, got {self.mask_type!r}")
+        for name in ("epochs", "batch_size", "val_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.iters_per_epoch is not None and self.iters_per_epoch < 1:
+            raise ConfigError(f"train.iters_per_epoch must be >= 1 or null, got {self.iters_per_epoch}")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if self.num_workers < 0:
+            raise ConfigError(f"train.num_workers must be >= 0, got {self.num_workers}")
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "passion": PassionConfig}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    passion: PassionConfig = field(default_factory=PassionConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Nested plain-dict form (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        """Build from the nested dict form; missing keys take their defaults.
+
+        Raises:
+            ConfigError: on an unknown section or key, or a value of the wrong type.
+        """
+        if not isinstance(values, dict):
+            raise ConfigError(f"a run config must be a mapping of sections, got {type(values).__name__}")
+        sections = {}
+        for section, section_values in values.items():
+            section_type = _SECTIONS.get(section)
+            if section_type is None:
+                raise ConfigError(f"unknown config section {section!r}{_suggest(section, _SECTIONS)}")
+            sections[section] = _build_section(section, section_type, section_values or {})
+        return cls(**sections)
+
+    def with_overrides(self, assignments: typing.Iterable[str]) -> RunConfig:
+        """Apply ``section.key=value`` assignments (values parsed as YAML scalars).
+
+        Raises:
+            ConfigError: on a malformed assignment, unknown key or invalid value.
+        """
+        values = self.to_dict()
+        for assignment in assignments:
+            path, separator, raw = assignment.partition("=")
+            section, dot, key = path.strip().partition(".")
+            if not separator or not dot or not key:
+                raise ConfigError(f"override {assignment!r} must look like section.key=value, e.g. train.epochs=5")
+            if section not in values:
+                raise ConfigError(f"unknown config section {section!r} in {assignment!r}{_suggest(section, _SECTIONS)}")
+            values[section][key] = yaml.safe_load(raw) if raw.strip() else None
+        return RunConfig.from_dict(values)
+
+
+def _suggest(name: str, valid: typing.Iterable[str]) -> str:
+    valid = list(valid)
+    close = difflib.get_close_matches(name, valid, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f"; valid: {', '.join(valid)}"
+
+
+def _build_section(section: str, section_type: type, values: dict[str, Any]) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"config section {section!r} must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(section_type)
+    converted = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(f"unknown key {section}.{key}{_suggest(key, hints)}")
+        converted[key] = _convert(f"{section}.{key}", hints[key], value)
+    return section_type(**converted)
+
+
+def _convert(path: str, annotation: Any, value: Any) -> Any:
+    """Check ``value`` against a field type (int, float, bool, str, optionally None)."""
+    options = typing.get_args(annotation) or (annotation,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise ConfigError(f"{path} must not be null")
+    for option in options:
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is str and isinstance(value, str):
+            return value
+    expected = " or ".join(option.__name__ for option in options if option is not type(None))
+    raise ConfigError(f"{path} must be {expected}, got {value!r}")
