@@ -1,0 +1,152 @@
+"""``passion-sweep data``: synthesize, prepare, split and check BraTS data sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from trainables.data import (
+    REFERENCE_SEED,
+    DatasetReport,
+    check_dataset,
+    parse_missing_rates,
+    prepare_dataset,
+    split_cases,
+    synthesize_dataset,
+    write_missing_rate_split,
+)
+from trainables.errors import ConfigError, DataError
+
+__all__ = ["data", "print_check"]
+
+_DIR = click.Path(path_type=Path)
+_FRACTION = click.FloatRange(0, 1, max_open=True)
+
+
+def _parse_shape(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(size) for size in value.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3:
+        raise click.BadParameter(f"expected three sizes like 96,96,96, got {value!r}") from None
+    return shape
+
+
+def _parse_rates(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, float] | None:
+    if value is None:
+        return None
+    try:
+        return parse_missing_rates(value)
+    except ConfigError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _availability(counts: dict[str, int]) -> str:
+    return ", ".join(f"{modality} {count}" for modality, count in counts.items())
+
+
+@click.group()
+def data() -> None:
+    """Synthesize, prepare, split and check BraTS data sets."""
+
+
+@data.command()
+@click.argument("out", type=_DIR)
+@click.option("--cases", type=click.IntRange(min=1), default=8, show_default=True, help="Number of cases.")
+@click.option("--shape", default="96,96,96", show_default=True, callback=_parse_shape, help="Volume size X,Y,Z.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed.")
+def synth(out: Path, cases: int, shape: tuple[int, ...], seed: int) -> None:
+    """Write a synthetic BraTS-like data set (NIfTI, BraTS layout) into the new folder OUT."""
+    names = synthesize_dataset(out, cases=cases, shape=shape, seed=seed)
+    click.echo(f"wrote {len(names)} phantom cases of shape {'x'.join(map(str, shape))} to {out}")
+
+
+@data.command()
+@click.argument("src", type=_DIR)
+@click.argument("out", type=_DIR)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Parallel processes.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar on stderr.")
+def prepare(src: Path, out: Path, workers: int, progress: bool) -> None:
+    """Preprocess the BraTS NIfTI folder SRC into arrays in OUT (vol/, seg/, manifest.csv)."""
+    rows = prepare_dataset(src, out, workers=workers, progress=progress)
+    click.echo(f"prepared {len(rows)} cases into {out}")
+
+
+@data.command()
+@click.argument("data_dir", metavar="DIR", type=_DIR)
+@click.option("--test", type=_FRACTION, default=0.2, show_default=True, help="Fraction of cases for test.txt.")
+@click.option("--val", type=_FRACTION, default=0.1, show_default=True, help="Fraction of cases for val.txt.")
+@click.option("--seed", type=click.IntRange(min=0), default=REFERENCE_SEED, show_default=True, help="Random seed.")
+@click.option(
+    "--missing-rates",
+    "rates",
+    callback=_parse_rates,
+    help="Write a missing-rate split of DIR/train.txt instead: flair=0.6,t1ce=0.4,t1=0.2,t2=0.8 or mr2468 "
+    "(tenths for t1, t1ce, flair, t2).",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="CSV file for --missing-rates.")
+def split(data_dir: Path, test: float, val: float, seed: int, rates: dict[str, float] | None, out: Path | None) -> None:
+    """Write train.txt, val.txt and test.txt into DIR, or with --missing-rates a split CSV."""
+    if (rates is None) != (out is None):
+        raise click.UsageError("--missing-rates and --out go together: pass both for a missing-rate split, or neither")
+    if rates is None:
+        lists = split_cases(data_dir, test=test, val=val, seed=seed)
+        click.echo(
+            ", ".join(f"{subset} {len(names)}" for subset, names in lists.items()) + f" cases written to {data_dir}"
+        )
+        return
+    result = write_missing_rate_split(data_dir, out, rates=rates, seed=seed)
+    click.echo(f"wrote {out}: {len(result.names)} cases; available {_availability(result.modality_counts())}")
+
+
+def _summary_rows(report: DatasetReport) -> list[tuple[str, str]]:
+    shapes = [case.shape for case in report.cases if case.shape]
+    counts = [case.label_counts for case in report.cases if case.label_counts]
+    rows = [("cases", str(len(report.cases)))]
+    if shapes:
+        for name, pick in (("smallest", min), ("largest", max)):
+            rows.append((f"{name} shape", "x".join(str(pick(shape[a] for shape in shapes)) for a in range(3))))
+    if counts:
+        voxels = sum(sum(count) for count in counts)
+        share = ", ".join(
+            f"{name} {100 * sum(c[k] for c in counts) / voxels:.2f}%" for k, name in enumerate(("ncr", "ed", "et"), 1)
+        )
+        rows.append(("label voxels", share))
+    lists = ", ".join(f"{subset} {size}" for subset, size in report.case_lists.items()) or "none"
+    rows.append(("case lists", lists))
+    if report.split is not None:
+        rows.append(
+            ("split", f"{len(report.split.names)} cases; available {_availability(report.split.modality_counts())}")
+        )
+    rows.append(("problems", str(len(report.problems))))
+    return rows
+
+
+@data.command()
+@click.argument("data_dir", metavar="DIR", type=_DIR)
+@click.option(
+    "--split", "split_csv", type=click.Path(dir_okay=False, path_type=Path), help="Missing-rate split CSV to check too."
+)
+def check(data_dir: Path, split_csv: Path | None) -> None:
+    """Check the prepared data set DIR (and a split CSV); exit 1 on any problem."""
+    print_check(data_dir, split_csv)
+
+
+def print_check(data_dir: Path, split_csv: Path | None = None) -> None:
+    """Check a prepared data set and print its summary table.
+
+    Raises:
+        DataError: if the check found problems (listed in the table).
+    """
+    report = check_dataset(data_dir, split_csv=split_csv)
+    rows = _summary_rows(report)
+    width = max(len(key) for key, _ in rows)
+    click.echo(f"data set {data_dir}")
+    for key, value in rows:
+        click.echo(f"  {key:<{width}}  {value}")
+    for problem in report.problems:
+        click.echo(f"  problem: {problem}")
+    if not report.ok:
+        raise DataError(f"{len(report.problems)} problem(s) in {data_dir}: see above")

@@ -1,0 +1,40 @@
+"""Session-wide fixtures: a small phantom data set, raw and prepared, shared by all tests.
+
+Both folders are read-only for tests: copy them before changing anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainables.data import (
+    parse_missing_rates,
+    prepare_dataset,
+    split_cases,
+    synthesize_dataset,
+    write_missing_rate_split,
+)
+
+PHANTOM_CASES = 6
+PHANTOM_SHAPE = (48, 48, 48)
+
+
+@pytest.fixture(scope="session")
+def phantom_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six 48^3 phantom cases in the BraTS NIfTI layout (seed 0)."""
+    out = tmp_path_factory.mktemp("phantom") / "raw"
+    synthesize_dataset(out, cases=PHANTOM_CASES, shape=PHANTOM_SHAPE, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def prepared_phantom(phantom_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``phantom_raw`` prepared (48^3 volumes), split 4 / 1 / 1 into train / val / test,
+    with the mr2468 missing-rate split of its training cases in ``mr2468.csv``."""
+    out = tmp_path_factory.mktemp("prepared") / "data"
+    prepare_dataset(phantom_raw, out, progress=False)
+    split_cases(out)
+    write_missing_rate_split(out, out / "mr2468.csv", rates=parse_missing_rates("mr2468"))
+    return out
