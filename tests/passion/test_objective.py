@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from trainables.backbones import build_backbone
-from trainables.passion import LossTerms, PassionConfig, combine_loss_terms, compute_loss_terms
+from trainables.passion import LossTerms, PassionConfig, combine_loss_terms, training_step
 from trainables.passion.losses import prototype_distillation, segmentation_loss, shared_classes, temperature_kl
 from trainables.passion.losses import upsample_probabilities
 
@@ -58,33 +58,40 @@ def naive_loss_terms(model, images, labels, *, fusion_mask, counted, config) -> 
     )
 
 
-def loss_and_gradients(model, terms_fn, images, labels, fusion_mask, counted, config):
-    model.zero_grad()
-    terms = terms_fn(model, images, labels, fusion_mask=fusion_mask, counted=counted, config=config)
-    step = combine_loss_terms(
-        terms, counted=counted, beta=torch.tensor([1.2, 0.8, 1.0, 0.9]),
-        modality_weights=torch.tensor([2.0, 1.5, 1.0, 4.0]), config=config,
-    )
-    step.total.backward()
-    return step.total.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+BETA = torch.tensor([1.2, 0.8, 1.0, 0.9])
+WEIGHTS = torch.tensor([2.0, 1.5, 1.0, 4.0])
+
+
+def gradients(model) -> dict[str, torch.Tensor]:
+    return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
 @pytest.mark.parametrize("enabled", [True, False])
-def test_pair_batched_objective_matches_naive_computation(enabled: bool) -> None:
+def test_training_step_matches_naive_computation(enabled: bool) -> None:
     torch.manual_seed(3)
     model = build_backbone("rfnet", width=4, patch_size=16).double()
     availability = torch.tensor([[True, False, True, True], [False, True, False, False], [True, True, True, True]])
     images = torch.randn(3, 4, 16, 16, 16, dtype=torch.float64) * availability[..., None, None, None]
     labels = torch.randint(0, 4, (3, 16, 16, 16))
     config = PassionConfig(enabled=enabled)
+    masks = {"fusion_mask": availability, "counted": availability}
 
-    def efficient(model, images, labels, **kwargs):
-        return compute_loss_terms(model, images, labels, warmup=False, **kwargs)
+    step = training_step(
+        model, images, labels, **masks, beta=BETA, modality_weights=WEIGHTS, config=config, warmup=False
+    )
+    fast_grads = gradients(model)
+    model.zero_grad()
+    naive_terms = naive_loss_terms(model, images, labels, **masks, config=config)
+    naive = combine_loss_terms(naive_terms, counted=availability, beta=BETA, modality_weights=WEIGHTS, config=config)
+    naive.total.backward()
+    naive_grads = gradients(model)
 
-    fast_loss, fast_grads = loss_and_gradients(model, efficient, images, labels, availability, availability, config)
-    naive_loss, naive_grads = loss_and_gradients(model, naive_loss_terms, images, labels, availability, availability, config)
-
-    torch.testing.assert_close(fast_loss, naive_loss, atol=1e-5, rtol=0)
+    torch.testing.assert_close(step.total, naive.total.detach(), atol=1e-5, rtol=0)
+    assert step.parts.keys() == naive.parts.keys()
+    for name, value in naive.parts.items():
+        torch.testing.assert_close(step.parts[name], value, atol=1e-5, rtol=0, msg=name)
+    if enabled:
+        torch.testing.assert_close(step.relative_preference, naive.relative_preference, atol=1e-5, rtol=0)
     assert fast_grads.keys() <= naive_grads.keys()
     for name, naive_grad in naive_grads.items():
         fast_grad = fast_grads.get(name, torch.zeros_like(naive_grad))
@@ -111,10 +118,20 @@ def test_warmup_counts_only_the_separate_term() -> None:
     mask = torch.tensor([[True, True, False, False]])
     images = torch.randn(1, 4, 16, 16, 16) * mask[..., None, None, None]
     labels = torch.randint(0, 4, (1, 16, 16, 16))
-    terms = compute_loss_terms(model, images, labels, fusion_mask=mask, counted=mask, config=PassionConfig(), warmup=True)
-    assert terms.fuse is None and terms.kl is None
-    assert (terms.sep[0, 2:] == 0).all() and (terms.sep[0, :2] > 0).all()
-    beta, weights = torch.tensor([2.0, 0.5, 1.0, 1.0]), torch.tensor([1.0, 3.0, 1.0, 1.0])
-    step = combine_loss_terms(terms, counted=mask, beta=beta, modality_weights=weights, config=PassionConfig())
-    expected = (beta * weights * terms.sep[0]).sum()
+    step = training_step(
+        model, images, labels, fusion_mask=mask, counted=mask, beta=BETA, modality_weights=WEIGHTS,
+        config=PassionConfig(), warmup=True,
+    )
+    assert step.parts.keys() == {"sep"} and step.relative_preference is None
+    assert all(p.grad is None for p in model.fusion_decoder.parameters())
+    assert all(p.grad is None for p in model.encoders[2].parameters())  # t1 absent
+    assert any(p.grad is not None for p in model.separate_decoder.parameters())
+    with torch.no_grad():
+        features = model.encode_present(images, mask)
+        sep = [
+            segmentation_loss(torch.softmax(model.separate([level[:, m] for level in features]), 1),
+                              F.one_hot(labels, 4).movedim(-1, 1).float())
+            for m in (0, 1)
+        ]
+    expected = sum(BETA[m] * WEIGHTS[m] * sep[m][0] for m in (0, 1))
     torch.testing.assert_close(step.total, expected)

@@ -144,14 +144,13 @@ class RegionAwareFusion(nn.Module):
         prob_mean = probs.mean(dim=2) + 1e-7  # B R
         pooled = torch.einsum("bkcs,brs->brkc", masked.flatten(3), probs) / probs.shape[2]
         pooled = pooled / prob_mean[:, :, None, None]
-        regions = []
-        for region, weighting in enumerate(self.weighting):
-            scores = torch.cat((pooled[:, region].flatten(1), prob_mean[:, region : region + 1]), dim=1)
-            weights = torch.sigmoid(weighting(scores))  # B K
-            fused = torch.einsum("bk,bkc...->bc...", weights, masked)
-            regions.append(fused * region_probs[:, region : region + 1])
+        scores = torch.cat((pooled.flatten(2), prob_mean.unsqueeze(2)), dim=2)  # B R (K*C + 1)
+        weights = torch.stack(
+            [torch.sigmoid(weighting(scores[:, region])) for region, weighting in enumerate(self.weighting)], dim=1
+        )  # B R K
+        regions = torch.einsum("brk,bkc...->brc...", weights, masked).mul_(region_probs.unsqueeze(2))
         flat = masked.reshape(batch, modalities * channels, *spatial)
-        return torch.cat((self.region_fusion(torch.cat(regions, dim=1)), self.shortcut(flat)), dim=1)
+        return torch.cat((self.region_fusion(regions.flatten(1, 2)), self.shortcut(flat)), dim=1)
 
 
 class FusionDecoder(nn.Module):

@@ -146,8 +146,11 @@ def prototype_distillation(
     def similarity_maps(features: Tensor) -> Tensor:
         sums = torch.einsum("bf...,bk...->bkf", features, regions)
         prototypes = sums / region_voxels.unsqueeze(2)  # B K F
-        view = (*prototypes.shape, *([1] * len(spatial)))
-        return F.cosine_similarity(features.unsqueeze(1), prototypes.reshape(view), dim=2, eps=eps)  # B K HWD
+        # Cosine similarity as F.cosine_similarity defines it (each norm clamped at eps),
+        # contracted with einsum so no B x K x F x HWD broadcast is materialised.
+        unit_prototypes = prototypes / prototypes.norm(dim=2, keepdim=True).clamp_min(eps)
+        unit_features = features / features.norm(dim=1, keepdim=True).clamp_min(eps)
+        return torch.einsum("bf...,bkf->bk...", unit_features, unit_prototypes)  # B K HWD
 
     difference = similarity_maps(student_features) - similarity_maps(teacher_features)
     return difference.pow(2).flatten(1).mean(dim=1), difference.abs().flatten(1).mean(dim=1)

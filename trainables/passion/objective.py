@@ -1,13 +1,19 @@
 """The per-step training objective: PASSION (or its baseline) on any backbone.
 
-:func:`compute_loss_terms` runs the backbone and returns the per-sample terms of the
-spec; :func:`combine_loss_terms` weighs them into the total. Only what the loss uses is
-computed: encoders and separate-decoder passes run only for the (sample, modality)
-pairs that count, and all single-modality student passes run as one batched
-fusion-decoder call over those pairs.
+:func:`combine_loss_terms` weighs per-sample loss terms into the step's total (the
+spec's formula, in one place). :func:`training_step` runs the backbone, computes the
+terms and accumulates their gradients. It computes only what the loss uses: encoders
+and separate-decoder passes run only for the (sample, modality) pairs that count, and
+all single-modality student passes run as one batched fusion-decoder call over those
+pairs. It also back-propagates in stages: the decoders (teacher, students, separate)
+each run on detached copies of the encoder features and are back-propagated, and
+their graphs freed, before the next stage; the encoders are back-propagated last
+with the summed feature gradients. By linearity the gradients equal those of the
+total, while only one decoder stage's activations are alive at a time.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -26,19 +32,17 @@ from trainables.passion.losses import (
 )
 from trainables.passion.preference import step_relative_preference
 
-__all__ = ["LossTerms", "StepLoss", "compute_loss_terms", "combine_loss_terms"]
+__all__ = ["LossTerms", "StepLoss", "combine_loss_terms", "training_step"]
 
 
 @dataclass(frozen=True)
 class LossTerms:
-    """Per-sample loss terms of one step (``B`` samples, ``K`` modalities).
+    """Per-sample loss terms of one step (``B`` samples, ``K`` modalities); ``None`` where not computed.
 
-    Per-modality terms are zero where a modality does not count. ``fuse`` and ``prm``
-    are ``None`` during warm-up; ``kl``, ``proto`` and ``distance`` are ``None`` when
-    the distillation is not computed.
+    Per-modality terms are zero where a modality does not count.
     """
 
-    sep: Tensor  # B K
+    sep: Tensor | None = None  # B K
     fuse: Tensor | None = None  # B
     prm: Tensor | None = None  # B
     kl: Tensor | None = None  # B K
@@ -51,15 +55,93 @@ class StepLoss:
     """The weighted total of one step and what went into it.
 
     Attributes:
-        total: scalar loss to back-propagate.
+        total: scalar loss.
         parts: each weighted sum before its coefficient (``fuse``, ``prm``, ``sep``,
-            ``kl``, ``proto``), as detached tensors.
-        relative_preference: ``K`` step relative preference, when PASSION ran.
+            ``kl``, ``proto``), detached.
+        relative_preference: ``K`` step relative preference, when PASSION distilled.
+        distance: ``BK`` student-to-teacher distances, when PASSION distilled.
     """
 
     total: Tensor
     parts: dict[str, Tensor]
     relative_preference: Tensor | None = None
+    distance: Tensor | None = None
+
+
+def _weighted_parts(
+    terms: LossTerms,
+    *,
+    lag: Tensor | None,
+    beta: Tensor,
+    modality_weights: Tensor,
+    config: PassionConfig,
+    warmup: bool,
+) -> dict[str, Tensor]:
+    """The spec's weighted sums of whichever terms are present (distillation only with ``lag``).
+
+    PASSION on: ``sep = sum_m lag_m beta_m w_m sep_m`` (no lag during warm-up),
+    ``kl = sum_m beta_m w_m kl_m``, ``proto = sum_m lag_m w_m proto_m``. Off: ``sep = sum_m sep_m``.
+    """
+    parts: dict[str, Tensor] = {}
+    if terms.fuse is not None:
+        parts["fuse"] = terms.fuse.sum()
+        parts["prm"] = terms.prm.sum()
+    if terms.sep is not None:
+        sep = terms.sep.sum(dim=0)
+        if not config.enabled:
+            parts["sep"] = sep.sum()
+        else:
+            gate = 1.0 if warmup else lag.to(sep)
+            parts["sep"] = (gate * beta.to(sep) * modality_weights.to(sep) * sep).sum()
+    if terms.kl is not None and lag is not None:
+        kl = terms.kl.sum(dim=0)
+        parts["kl"] = (beta.to(kl) * modality_weights.to(kl) * kl).sum()
+        parts["proto"] = (lag.to(kl) * modality_weights.to(kl) * terms.proto.sum(dim=0)).sum()
+    return parts
+
+
+def _total(parts: dict[str, Tensor], config: PassionConfig) -> Tensor:
+    scale = {"kl": config.kl_weight, "proto": config.proto_weight}
+    return sum(scale.get(name, 1.0) * value for name, value in parts.items())
+
+
+def combine_loss_terms(
+    terms: LossTerms,
+    *,
+    counted: Tensor,
+    beta: Tensor,
+    modality_weights: Tensor,
+    config: PassionConfig,
+    warmup: bool = False,
+) -> StepLoss:
+    """Weigh the per-sample terms into the step's total loss (spec: "Loss, per training step").
+
+    PASSION on: ``fuse + prm + sum_m lag_m beta_m w_m sep_m + kl_weight sum_m beta_m w_m kl_m
+    + proto_weight sum_m lag_m w_m proto_m`` with ``lag_m = rp_m > 0``. Off:
+    ``fuse + prm + sum_m sep_m``. Warm-up: ``sum_m beta_m w_m sep_m`` (on) or ``sum_m sep_m`` (off).
+
+    Args:
+        terms: the step's per-sample terms (all of them for the chosen method).
+        counted: ``BK`` bool pairs counted in the relative preference.
+        beta: ``K`` preference-balancing factors.
+        modality_weights: ``K`` frequency weights ``w_m``.
+        config: PASSION coefficients.
+        warmup: whether the step is in the warm-up epochs.
+    """
+    preference = lag = None
+    if config.enabled and not warmup:
+        preference = step_relative_preference(terms.distance.detach(), counted)
+        lag = preference > 0
+    parts = _weighted_parts(
+        terms, lag=lag, beta=beta, modality_weights=modality_weights, config=config, warmup=warmup
+    )
+    total = _total(parts, config)
+    return StepLoss(
+        total=total,
+        parts={name: value.detach() for name, value in parts.items()},
+        relative_preference=preference,
+        distance=None if terms.distance is None else terms.distance.detach(),
+    )
 
 
 def _deep_supervision_scales(count: int) -> list[tuple[float, int]]:
@@ -77,30 +159,47 @@ def _segmentation_terms(output: FusionOutput, target: Tensor) -> tuple[Tensor, T
 
 
 def _distillation_kl(student: FusionOutput, teacher: FusionOutput, temperature: float) -> Tensor:
-    kl = temperature_kl(student.logits, teacher.logits.detach(), temperature=temperature)
+    kl = temperature_kl(student.logits, teacher.logits, temperature=temperature)
     for (weight, scale), aux_s, aux_t in zip(
         _deep_supervision_scales(len(student.aux_logits)), student.aux_logits, teacher.aux_logits
     ):
-        kl = kl + weight * temperature_kl(aux_s, aux_t.detach(), temperature=temperature, scale=scale)
+        kl = kl + weight * temperature_kl(aux_s, aux_t, temperature=temperature, scale=scale)
     return kl
 
 
-def _scatter_pairs(values: Tensor, rows: Tensor, modalities: Tensor, batch: int) -> Tensor:
-    grid = values.new_zeros(batch, NUM_MODALITIES)
-    return grid.index_put((rows, modalities), values)
+class _Pairs:
+    """The (sample, modality) pairs that count, and scattering per-pair values back to ``BK``."""
+
+    def __init__(self, counted: Tensor) -> None:
+        self.batch = counted.shape[0]
+        self.rows, self.modalities = counted.nonzero(as_tuple=True)
+
+    def scatter(self, values: Tensor) -> Tensor:
+        grid = values.new_zeros(self.batch, NUM_MODALITIES)
+        return grid.index_put((self.rows, self.modalities), values)
 
 
-def compute_loss_terms(
+def _detached(output: FusionOutput, rows: Tensor) -> FusionOutput:
+    return FusionOutput(
+        logits=output.logits[rows].detach(),
+        aux_logits=tuple(aux[rows].detach() for aux in output.aux_logits),
+        features=tuple(feature[rows].detach() for feature in output.features),
+    )
+
+
+def training_step(
     model: Backbone,
     images: Tensor,
     labels: Tensor,
     *,
     fusion_mask: Tensor,
     counted: Tensor,
+    beta: Tensor,
+    modality_weights: Tensor,
     config: PassionConfig,
     warmup: bool,
-) -> LossTerms:
-    """Run the backbone on a batch and compute the per-sample loss terms.
+) -> StepLoss:
+    """Compute one step's loss and accumulate its gradients into the model's ``.grad``.
 
     Args:
         model: a backbone honouring the contract.
@@ -109,96 +208,63 @@ def compute_loss_terms(
         fusion_mask: ``BK`` bool, modalities the teacher (fused path) may use.
         counted: ``BK`` bool, (sample, modality) pairs whose encoder runs and whose
             per-modality terms count: the availability for ``idt``, all for ``pdt``.
-        config: PASSION coefficients (``enabled`` decides whether to distil).
-        warmup: only the separate-decoder term is computed.
-
-    Returns:
-        The :class:`LossTerms` of the step.
-    """
-    batch = images.shape[0]
-    target = F.one_hot(labels, NUM_CLASSES).movedim(-1, 1).to(images.dtype)
-    features = model.encode_present(images, counted)
-    rows, modalities = counted.nonzero(as_tuple=True)
-    pair_target = target[rows]
-
-    sep = images.new_zeros(batch, NUM_MODALITIES)
-    if model.has_separate_decoder:
-        sep_logits = model.separate([level[rows, modalities] for level in features])
-        sep = _scatter_pairs(segmentation_loss(torch.softmax(sep_logits, dim=1), pair_target), rows, modalities, batch)
-    if warmup:
-        return LossTerms(sep=sep)
-
-    teacher = model.fuse(features, fusion_mask)
-    fuse, prm = _segmentation_terms(teacher, target)
-    if not config.enabled:
-        return LossTerms(sep=sep, fuse=fuse, prm=prm)
-
-    student_mask = F.one_hot(modalities, NUM_MODALITIES).bool()
-    student = model.fuse([level[rows] for level in features], student_mask)
-    kl = _distillation_kl(student, _select(teacher, rows), config.temperature)
-    proto, distance = prototype_distillation(
-        student.features[0], teacher.features[0][rows].detach(), pair_target, classes=shared_classes(target)
-    )
-    return LossTerms(
-        sep=sep,
-        fuse=fuse,
-        prm=prm,
-        kl=_scatter_pairs(kl, rows, modalities, batch),
-        proto=_scatter_pairs(proto, rows, modalities, batch),
-        distance=_scatter_pairs(distance, rows, modalities, batch),
-    )
-
-
-def _select(output: FusionOutput, rows: Tensor) -> FusionOutput:
-    return FusionOutput(
-        logits=output.logits[rows],
-        aux_logits=tuple(aux[rows] for aux in output.aux_logits),
-        features=tuple(feature[rows] for feature in output.features),
-    )
-
-
-def combine_loss_terms(
-    terms: LossTerms,
-    *,
-    counted: Tensor,
-    beta: Tensor,
-    modality_weights: Tensor,
-    config: PassionConfig,
-) -> StepLoss:
-    """Weigh the per-sample terms into the step's total loss (spec: "Loss, per training step").
-
-    PASSION on: ``fuse + prm + sum_m lag_m beta_m w_m sep_m + kl_weight sum_m beta_m w_m kl_m
-    + proto_weight sum_m lag_m w_m proto_m`` with ``lag_m = rp_m > 0``. Off:
-    ``fuse + prm + sum_m sep_m``. Warm-up (``terms.fuse is None``): ``sum_m beta_m w_m sep_m``
-    (on) or ``sum_m sep_m`` (off).
-
-    Args:
-        terms: the step's per-sample terms.
-        counted: ``BK`` bool pairs counted in the relative preference.
         beta: ``K`` preference-balancing factors.
         modality_weights: ``K`` frequency weights ``w_m``.
-        config: PASSION coefficients.
+        config: PASSION coefficients (``enabled`` decides whether to distil).
+        warmup: only the separate-decoder term counts.
+
+    Returns:
+        The step's (detached) loss, its parts, and the relative preference and
+        distances when PASSION distilled.
     """
-    sep = terms.sep.sum(dim=0)
-    beta = beta.to(sep)
-    weights = modality_weights.to(sep)
-    if terms.fuse is None:
-        total = (beta * weights * sep).sum() if config.enabled else sep.sum()
-        return StepLoss(total=total, parts={"sep": total.detach()})
-    fuse, prm = terms.fuse.sum(), terms.prm.sum()
-    if not config.enabled:
-        sep_total = sep.sum()
-        return StepLoss(total=fuse + prm + sep_total, parts=_detached(fuse=fuse, prm=prm, sep=sep_total))
+    target = F.one_hot(labels, NUM_CLASSES).movedim(-1, 1).to(images.dtype)
+    pairs = _Pairs(counted)
+    features = model.encode_present(images, counted)
+    leaves = [level.detach().requires_grad_() for level in features]
+    weighting = {"beta": beta, "modality_weights": modality_weights, "config": config, "warmup": warmup}
+    parts: dict[str, Tensor] = {}
+    preference = lag = distance = None
 
-    preference = step_relative_preference(terms.distance.detach(), counted)
-    lag = (preference > 0).to(sep)
-    sep_total = (lag * beta * weights * sep).sum()
-    kl_total = (beta * weights * terms.kl.sum(dim=0)).sum()
-    proto_total = (lag * weights * terms.proto.sum(dim=0)).sum()
-    total = fuse + prm + sep_total + config.kl_weight * kl_total + config.proto_weight * proto_total
-    parts = _detached(fuse=fuse, prm=prm, sep=sep_total, kl=kl_total, proto=proto_total)
-    return StepLoss(total=total, parts=parts, relative_preference=preference)
+    def back_propagate(terms: LossTerms) -> None:
+        stage = _weighted_parts(terms, lag=lag, **weighting)
+        _total(stage, config).backward()
+        parts.update({name: value.detach() for name, value in stage.items()})
+
+    if not warmup:
+        teacher = model.fuse(leaves, fusion_mask)
+        fuse, prm = _segmentation_terms(teacher, target)
+        back_propagate(LossTerms(fuse=fuse, prm=prm))
+        if config.enabled:
+            kl, proto, distance = _distillation_terms(model, leaves, pairs, teacher, target, config)
+            preference = step_relative_preference(distance, counted)
+            lag = preference > 0
+            back_propagate(LossTerms(kl=kl, proto=proto))
+    if model.has_separate_decoder:
+        back_propagate(LossTerms(sep=_separate_terms(model, leaves, pairs, target)))
+    _back_propagate_encoders(features, leaves)
+    return StepLoss(total=_total(parts, config), parts=parts, relative_preference=preference, distance=distance)
 
 
-def _detached(**parts: Tensor) -> dict[str, Tensor]:
-    return {name: value.detach() for name, value in parts.items()}
+def _distillation_terms(
+    model: Backbone, leaves: Sequence[Tensor], pairs: _Pairs, teacher: FusionOutput, target: Tensor, config: PassionConfig
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-pair KL and prototype terms of the batched student passes, scattered to ``BK``."""
+    student_mask = F.one_hot(pairs.modalities, NUM_MODALITIES).bool()
+    student = model.fuse([level[pairs.rows] for level in leaves], student_mask)
+    reference = _detached(teacher, pairs.rows)
+    kl = _distillation_kl(student, reference, config.temperature)
+    proto, distance = prototype_distillation(
+        student.features[0], reference.features[0], target[pairs.rows], classes=shared_classes(target)
+    )
+    return pairs.scatter(kl), pairs.scatter(proto), pairs.scatter(distance.detach())
+
+
+def _separate_terms(model: Backbone, leaves: Sequence[Tensor], pairs: _Pairs, target: Tensor) -> Tensor:
+    logits = model.separate([level[pairs.rows, pairs.modalities] for level in leaves])
+    return pairs.scatter(segmentation_loss(torch.softmax(logits, dim=1), target[pairs.rows]))
+
+
+def _back_propagate_encoders(features: Sequence[Tensor], leaves: Sequence[Tensor]) -> None:
+    reached = [(level, leaf.grad) for level, leaf in zip(features, leaves) if leaf.grad is not None]
+    if reached:
+        torch.autograd.backward([level for level, _ in reached], [grad for _, grad in reached])

@@ -29,7 +29,8 @@ def step_relative_preference(distance: Tensor, mask: Tensor) -> Tensor:
     """
     weights = mask.to(distance.dtype)
     mean = (distance * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
-    ratio = torch.where(mean[:, None] > 0, distance / mean[:, None].clamp(min=1e-12) - 1.0, 0.0)
+    has_mean = mean[:, None] > 0
+    ratio = torch.where(has_mean, distance / torch.where(has_mean, mean[:, None], 1.0) - 1.0, 0.0)
     return (ratio * weights).sum(dim=0)
 
 
@@ -79,9 +80,10 @@ class PreferenceBalancer:
             ``K`` epoch relative preferences RP.
         """
         known = self.normalisers > 0
-        distance = torch.where(known, self._epoch_distance / self.normalisers.clamp(min=1e-12), 0.0)
+        distance = torch.where(known, self._epoch_distance / torch.where(known, self.normalisers, 1.0), 0.0)
         mean = distance[known].mean() if known.any() else distance.new_tensor(0.0)
-        preference = torch.where(known & (mean > 0), (mean - distance) / mean.clamp(min=1e-12), 0.0)
+        preference = (mean - distance) / mean if mean > 0 else torch.zeros_like(distance)
+        preference = torch.where(known, preference, 0.0)
         if epoch % self.config.eta_every == 0:
             self.eta *= self.config.eta_growth
         beta = torch.clamp(self.beta - self.eta * preference, self.config.beta_min, self.config.beta_max)

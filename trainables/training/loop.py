@@ -28,7 +28,7 @@ from trainables.config import RunConfig
 from trainables.data import MissingRateSplit, TrainingDataset, read_case_list, read_split_csv
 from trainables.errors import CheckpointError, ConfigError, TrainingError
 from trainables.modalities import MODALITIES, NUM_MODALITIES
-from trainables.passion import PreferenceBalancer, combine_loss_terms, compute_loss_terms, modality_frequency_weights
+from trainables.passion import PreferenceBalancer, modality_frequency_weights, training_step
 from trainables.training.checkpoint import load_checkpoint, save_checkpoint
 from trainables.training.validation import validate
 
@@ -290,11 +290,17 @@ def _train_epoch(
         labels = batch["label"].to(device, non_blocking=True)
         mask = batch["mask"].to(device, non_blocking=True)
         counted = torch.ones_like(mask) if config.train.mask_type == "pdt" else mask
-        terms = compute_loss_terms(
-            model, images, labels, fusion_mask=mask, counted=counted, config=config.passion, warmup=warmup
-        )
-        loss = combine_loss_terms(
-            terms, counted=counted, beta=balancer.beta, modality_weights=plan.modality_weights, config=config.passion
+        optimizer.zero_grad(set_to_none=True)
+        loss = training_step(
+            model,
+            images,
+            labels,
+            fusion_mask=mask,
+            counted=counted,
+            beta=balancer.beta,
+            modality_weights=plan.modality_weights,
+            config=config.passion,
+            warmup=warmup,
         )
         if not torch.isfinite(loss.total):
             last = f"{out_dir / CHECKPOINT_NAME} (epoch {epoch})" if epoch > 0 else "none yet"
@@ -302,11 +308,9 @@ def _train_epoch(
                 f"loss became {loss.total.item()} at epoch {epoch + 1}, step {step + 1}; last good checkpoint: "
                 f"{last}. Lower train.lr or check the data"
             )
-        optimizer.zero_grad(set_to_none=True)
-        loss.total.backward()
         optimizer.step()
         if distil:
-            balancer.accumulate(terms.distance, counted)
+            balancer.accumulate(loss.distance, counted)
             preference_sum += loss.relative_preference.detach().cpu().to(torch.float64)
         totals["loss"] = totals.get("loss", 0.0) + loss.total.item()
         for name, value in loss.parts.items():
