@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from trainables.backbones import Backbone, build_backbone
 from trainables.config import RunConfig
-from trainables.data import MissingRateSplit, TrainingDataset, read_case_list, read_split_csv
+from trainables.data import MissingRateSplit, TrainingDataset, read_case_list, read_manifest, read_split_csv
 from trainables.errors import CheckpointError, ConfigError, TrainingError
 from trainables.modalities import MODALITIES, NUM_MODALITIES
 from trainables.passion import PreferenceBalancer, modality_frequency_weights, training_step
@@ -97,14 +97,15 @@ def _plan(config: RunConfig) -> _Plan:
     root = Path(config.data.root)
     if not root.is_dir():
         raise ConfigError(f"data.root {root} is not a folder: pass a prepared data set (passion-sweep data prepare)")
+    known_cases = {row.case for row in read_manifest(root)}
     mask_type = config.train.mask_type
     split = None
     if mask_type == "pdt":
-        cases = read_case_list(root / config.data.train_list)
+        cases = read_case_list(root / config.data.train_list, known_cases=known_cases)
     else:
         if config.data.split is None:
             raise ConfigError(f"mask_type {mask_type} needs a missing-rate split: pass --split CSV (data.split)")
-        split = read_split_csv(Path(config.data.split), known_cases=_known_cases(root))
+        split = read_split_csv(Path(config.data.split), known_cases=known_cases)
         cases = list(split.names)
     steps = config.train.iters_per_epoch or max(1, len(cases) // config.train.batch_size)
     if split is None:
@@ -116,12 +117,8 @@ def _plan(config: RunConfig) -> _Plan:
         weights = modality_frequency_weights(normalisers, len(cases))
     val_cases: list[str] = []
     if config.data.val_list is not None and (root / config.data.val_list).is_file():
-        val_cases = read_case_list(root / config.data.val_list, known_cases=_known_cases(root))
+        val_cases = read_case_list(root / config.data.val_list, known_cases=known_cases)
     return _Plan(cases, split, weights, normalisers, steps, val_cases)
-
-
-def _known_cases(root: Path) -> set[str]:
-    return {path.name.removesuffix("_vol.npy") for path in (root / "vol").glob("*_vol.npy")}
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
