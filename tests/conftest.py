@@ -5,9 +5,11 @@ Both folders are read-only for tests: copy them before changing anything.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from trainables.data import (
     parse_missing_rates,
@@ -38,3 +40,13 @@ def prepared_phantom(phantom_raw: Path, tmp_path_factory: pytest.TempPathFactory
     split_cases(out)
     write_missing_rate_split(out, out / "mr2468.csv", rates=parse_missing_rates("mr2468"))
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Run the tests on one torch thread: on their tiny tensors, thread start-up and (on a
+    busy 2-core machine) spinning OpenMP threads cost far more than they save."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

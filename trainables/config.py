@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,8 +148,21 @@ class RunConfig:
                 raise ConfigError(f"override {assignment!r} must look like section.key=value, e.g. train.epochs=5")
             if section not in values:
                 raise ConfigError(f"unknown config section {section!r} in {assignment!r}{_suggest(section, _SECTIONS)}")
-            values[section][key] = yaml.safe_load(raw) if raw.strip() else None
+            values[section][key] = _parse_scalar(raw)
         return RunConfig.from_dict(values)
+
+
+_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def _parse_scalar(raw: str) -> Any:
+    """A command-line value as YAML reads it, except that ``2e-3`` is a float (YAML 1.1 wants ``2.0e-3``)."""
+    text = raw.strip()
+    if not text:
+        return None
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    return yaml.safe_load(text)
 
 
 def _suggest(name: str, valid: typing.Iterable[str]) -> str:

@@ -1,0 +1,81 @@
+"""``passion-sweep run``, ``resume`` and ``status``: experiment sweeps on Ray Tune."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+import optuna
+
+from passion_sweep.cli.options import existing_file, set_option
+from passion_sweep.spec import load_spec
+from passion_sweep.status import describe_plan, format_status, sweep_status
+from trainables.errors import TrainingError
+
+if TYPE_CHECKING:
+    from passion_sweep.launcher import SweepOutcome
+
+__all__ = ["run", "resume", "status"]
+
+_address_option = click.option(
+    "--address",
+    help="Ray cluster to run on, e.g. ray://head:10001 (default: the spec's ray.address, else a local Ray).",
+)
+
+
+def _quiet_optuna() -> None:
+    """Optuna logs every study it creates; the sweep's progress lines say what matters."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _report(outcome: SweepOutcome) -> None:
+    click.echo(format_status(sweep_status(outcome.directory)))
+    if not outcome.complete:
+        click.echo(f"the sweep stopped early: continue it with `passion-sweep resume {outcome.directory}`")
+    if outcome.failed:
+        raise TrainingError(
+            f"{outcome.failed} of {outcome.total} trials failed for good: "
+            f"see `passion-sweep status {outcome.directory}`"
+        )
+
+
+@click.command()
+@click.argument("spec_file", metavar="SPEC", type=existing_file)
+@click.option("--dry-run", is_flag=True, help="Print the grid cells, trials and destinations, then exit.")
+@_address_option
+@set_option
+def run(spec_file: str, dry_run: bool, address: str | None, overrides: tuple[str, ...]) -> None:
+    """Run the sweep of the experiment spec SPEC (YAML) on Ray Tune, tracked in MLflow.
+
+    Overrides such as --set train.epochs=5 or --set ray.max_concurrent_trials=2 apply
+    before validation.
+    """
+    spec = load_spec(Path(spec_file), overrides)
+    if dry_run:
+        click.echo(describe_plan(spec))
+        return
+    from passion_sweep.launcher import run_sweep  # imports Ray, which --dry-run does not need
+
+    _quiet_optuna()
+    outcome = run_sweep(spec, address=address)
+    _report(outcome)
+
+
+@click.command()
+@click.argument("target", metavar="NAME|PATH")
+@_address_option
+def resume(target: str, address: str | None) -> None:
+    """Finish the sweep in folder PATH (or named NAME under ./sweeps) whose driver stopped."""
+    from passion_sweep.launcher import resume_sweep
+
+    _quiet_optuna()
+    outcome = resume_sweep(target, address=address)
+    _report(outcome)
+
+
+@click.command()
+@click.argument("target", metavar="NAME|PATH")
+def status(target: str) -> None:
+    """Print the trials by state, the best trial per grid cell, elapsed time and time left."""
+    click.echo(format_status(sweep_status(target)))

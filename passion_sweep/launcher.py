@@ -1,0 +1,328 @@
+"""Running a sweep on Ray Tune: the one module that talks to Ray.
+
+A sweep is one ``Tuner``: one experiment folder (``<storage_path>/<name>``), one
+schedule and one resume point for every grid cell and every Optuna trial. The search
+is :class:`~passion_sweep.searcher.CellStudies` behind a Tune ``Searcher``; each trial
+runs :func:`~passion_sweep.trainable.run_trial` with a :class:`_TuneSession`; driver
+callbacks print progress and mark the MLflow runs of trials that fail for good or are
+stopped early. :func:`run_sweep` starts a sweep, :func:`resume_sweep` finishes one
+whose driver stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.experiment import Trial
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.search import Searcher
+
+from passion_sweep import tracking
+from passion_sweep.search_space import cell_space, grid_cells, total_trials
+from passion_sweep.searcher import CellSearch, CellStudies
+from passion_sweep.spec import SPEC_FILE, SweepSpec, check_ready, load_spec, locate_sweep, save_spec
+from passion_sweep.trainable import OBJECTIVE, SweepContext, prepare_sweep_data, run_trial
+from trainables.data.atomic import ensure_directory
+from trainables.errors import ConfigError
+
+__all__ = ["SweepOutcome", "run_sweep", "resume_sweep"]
+
+logger = logging.getLogger(__name__)
+
+_TRIAL_DIR_PREFIX = "trial_"
+
+# Tune's default loggers import torch (TensorBoardX) in the driver; JSON and CSV are enough.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+# Trials report the objective only once they have validated; ASHA skips results without it.
+os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """How a sweep run ended.
+
+    Attributes:
+        directory: the sweep folder.
+        total: trials planned.
+        ended: trials that ended (finished or stopped early).
+        failed: trials that failed for good.
+        trial_ids: the Ray trial ids of the sweep's trials so far.
+    """
+
+    directory: Path
+    total: int
+    ended: int
+    failed: int
+    trial_ids: tuple[str, ...]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every trial ended or failed (nothing left to resume)."""
+        return self.ended + self.failed >= self.total
+
+
+class _TuneSession:
+    """:class:`~passion_sweep.trainable.TrialSession` of a Ray Tune function trainable."""
+
+    def __init__(self) -> None:
+        # Tune logs every persisted checkpoint at INFO level: one console line per epoch and trial.
+        logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+        context = tune.get_context()
+        resources = context.get_trial_resources().required_resources
+        self.trial_id = context.get_trial_id()
+        self.cpus = float(resources.get("CPU", 1))
+        self.gpus = float(resources.get("GPU", 0))
+
+    def restore_checkpoint(self, run_dir: Path) -> bool:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return False
+        with checkpoint.as_directory() as folder:
+            shutil.copytree(folder, run_dir, dirs_exist_ok=True)
+        return True
+
+    def report(self, metrics: Mapping[str, float], checkpoint_dir: Path) -> None:
+        tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
+
+
+def _train_trial(config: dict[str, Any], context: SweepContext) -> None:
+    """The Tune function trainable: one trial of the cell and params in ``config``."""
+    run_trial(context, int(config["cell"]), dict(config["params"]), _TuneSession())
+
+
+class _CellSearcher(Searcher):
+    """Tune's view of :class:`~passion_sweep.searcher.CellStudies`."""
+
+    def __init__(self, studies: CellStudies, mode: str) -> None:
+        super().__init__(metric=OBJECTIVE, mode=mode)
+        self._studies = studies
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str:
+        suggestion = self._studies.ask(trial_id)
+        if suggestion is None:
+            return Searcher.FINISHED
+        return {"cell": suggestion.cell, "params": suggestion.params}
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        self._studies.tell(trial_id, None if error or not result else result.get(OBJECTIVE))
+
+    def save(self, checkpoint_path: str) -> None:
+        self._studies.save(Path(checkpoint_path))
+
+    def restore(self, checkpoint_path: str) -> None:
+        self._studies.restore(Path(checkpoint_path))
+
+
+def _error_reason(trial: Trial) -> str:
+    """The last line of the trial's latest error: its exception type and message."""
+    path = trial.error_file  # the driver's copy; the one in storage is synced only later
+    if not path or not Path(path).is_file():
+        return "unknown error"
+    lines = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"
+
+
+class _ProgressCallback(tune.Callback):
+    """One console line whenever the trial counts change, with the best objective so far."""
+
+    def __init__(self, total: int, metric: str, mode: str) -> None:
+        self._total = total
+        self._metric = metric
+        self._better = max if mode == "max" else min
+        self._last: tuple[int, ...] = ()
+        self._started = time.monotonic()
+
+    def setup(self, **info: Any) -> None:
+        self._started = time.monotonic()
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        counts = Counter(trial.status for trial in trials)
+        running, done, failed = counts[Trial.RUNNING], counts[Trial.TERMINATED], counts[Trial.ERROR]
+        state = (running, done, failed)
+        if state == self._last:
+            return
+        self._last = state
+        values = [trial.last_result[OBJECTIVE] for trial in trials if OBJECTIVE in trial.last_result]
+        best = f"{self._better(values):.4f}" if values else "-"
+        minutes, seconds = divmod(int(time.monotonic() - self._started), 60)
+        pending = self._total - running - done - failed
+        summary = f"{pending} pending, {running} running, {done} done, {failed} failed of {self._total}"
+        logger.info("[%d:%02d] trials: %s | best %s %s", minutes, seconds, summary, self._metric, best)
+
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        logger.warning("trial %s failed (%s); retrying from its last checkpoint", trial.trial_id, _error_reason(trial))
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        logger.error("trial %s failed for good: %s", trial.trial_id, _error_reason(trial))
+
+
+class _TrackingCallback(tune.Callback):
+    """Marks the MLflow runs of trials that fail for good (FAILED) or are stopped early (KILLED)."""
+
+    def __init__(self, sweep_tracking: tracking.SweepTracking) -> None:
+        self._tracking = sweep_tracking
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        tracking.fail_trial_run(self._tracking, trial.trial_id, _error_reason(trial))
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        tracking.close_stopped_trial_run(self._tracking, trial.trial_id)
+
+
+def _trial_dirname(trial: Trial) -> str:
+    return f"{_TRIAL_DIR_PREFIX}{trial.trial_id}"
+
+
+@contextmanager
+def _ray_session(address: str | None) -> Iterator[None]:
+    """Connect to ``address`` (or start a local Ray) unless Ray is up already."""
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(address=address or "local")
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _prepare(spec: SweepSpec, directory: Path, identity: tracking.SweepIdentity) -> SweepContext:
+    data = prepare_sweep_data(spec, directory)
+    sweep_tracking = tracking.start_sweep_tracking(
+        str(spec.tracking.uri), str(spec.tracking.experiment), identity, spec_file=directory / SPEC_FILE
+    )
+    return SweepContext(
+        spec=spec, directory=directory, cells=tuple(grid_cells(spec)), data=data, tracking=sweep_tracking
+    )
+
+
+def _trainable(context: SweepContext) -> Any:
+    resources = {"cpu": context.spec.resources.cpu, "gpu": context.spec.resources.gpu}
+    return tune.with_resources(tune.with_parameters(_train_trial, context=context), resources)
+
+
+def _new_tuner(context: SweepContext) -> tune.Tuner:
+    spec = context.spec
+    studies = CellStudies(
+        [CellSearch(cell.trials, cell_space(spec, cell)) for cell in context.cells],
+        mode=spec.search.mode,
+        sampler=spec.search.sampler,
+        seed=spec.search.seed,
+    )
+    scheduler = None
+    if spec.ray.asha is not None:
+        scheduler = tune.schedulers.ASHAScheduler(
+            time_attr="training_iteration",
+            metric=OBJECTIVE,
+            mode=spec.search.mode,
+            max_t=max(context.spec.run_config(cell.values).train.epochs for cell in context.cells),
+            grace_period=spec.ray.asha.grace_period,
+            reduction_factor=spec.ray.asha.reduction_factor,
+        )
+    total = total_trials(context.cells)
+    return tune.Tuner(
+        _trainable(context),
+        tune_config=tune.TuneConfig(
+            search_alg=_CellSearcher(studies, spec.search.mode),
+            scheduler=scheduler,
+            num_samples=total,
+            max_concurrent_trials=spec.ray.max_concurrent_trials,
+            reuse_actors=True,
+            trial_dirname_creator=_trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=str(spec.ray.storage_path),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.ray.keep_checkpoints),
+            failure_config=tune.FailureConfig(max_failures=spec.ray.max_failures),
+            callbacks=[
+                JsonLoggerCallback(),
+                CSVLoggerCallback(),
+                _ProgressCallback(total, spec.search.metric, spec.search.mode),
+                _TrackingCallback(context.tracking),
+            ],
+            verbose=0,
+        ),
+    )
+
+
+def _fit(tuner: tune.Tuner, context: SweepContext, directory: Path) -> SweepOutcome:
+    results = tuner.fit()
+    # A driver killed before Tune recorded a new trial leaves that trial's run behind,
+    # while the resumed sweep runs the trial anew under another id: keep one run per trial.
+    known = tuple(Path(result.path).name.removeprefix(_TRIAL_DIR_PREFIX) for result in results)
+    deleted = tracking.delete_runs_except(context.tracking, known)
+    if deleted:
+        logger.info("deleted %d MLflow run(s) of trials that this sweep does not know", deleted)
+    total = total_trials(context.cells)
+    outcome = SweepOutcome(directory, total, results.num_terminated, results.num_errors, known)
+    tracking.finish_sweep_tracking(context.tracking, status="FINISHED" if outcome.complete else "KILLED")
+    return outcome
+
+
+def run_sweep(spec: SweepSpec, *, address: str | None = None) -> SweepOutcome:
+    """Prepare the data, start tracking and run every trial of ``spec``.
+
+    Args:
+        spec: the validated spec.
+        address: Ray cluster address; default ``spec.ray.address``, else a local Ray.
+
+    Returns:
+        How the sweep ended.
+
+    Raises:
+        ConfigError: if the spec cannot run here or its sweep folder holds a sweep already.
+        DataError: if the data set or a split is missing or malformed.
+    """
+    check_ready(spec)
+    directory = spec.sweep_dir
+    if (directory / tracking.IDENTITY_FILE).exists():
+        raise ConfigError(
+            f"sweep {spec.name} exists already in {directory}: continue it with `passion-sweep resume {directory}` "
+            "or choose another name (--set name=...)"
+        )
+    ensure_directory(directory, what="sweep folder")
+    save_spec(spec, directory / SPEC_FILE)
+    identity = tracking.SweepIdentity.new(spec.name, spec.digest())
+    identity.save(directory)
+    context = _prepare(spec, directory, identity)
+    logger.info("sweep %s: %d trials; results in %s", identity.sweep_id, total_trials(context.cells), directory)
+    with _ray_session(address or spec.ray.address):
+        return _fit(_new_tuner(context), context, directory)
+
+
+def resume_sweep(target: str | Path, *, address: str | None = None) -> SweepOutcome:
+    """Finish a sweep whose driver stopped: unfinished and failed trials go on from
+    their last checkpoints, trials not started yet start.
+
+    Args:
+        target: the sweep folder, or the name of a sweep under the default storage path.
+        address: Ray cluster address; default the spec's, else a local Ray.
+
+    Returns:
+        How the sweep ended.
+
+    Raises:
+        ConfigError: if there is no such sweep or it cannot run here.
+    """
+    directory = locate_sweep(target)
+    spec = load_spec(directory / SPEC_FILE)
+    check_ready(spec)
+    context = _prepare(spec, directory, tracking.SweepIdentity.load(directory))
+    with _ray_session(address or spec.ray.address):
+        if not tune.Tuner.can_restore(str(directory)):
+            logger.info("sweep %s had not started any trial: starting it", spec.name)
+            return _fit(_new_tuner(context), context, directory)
+        tuner = tune.Tuner.restore(str(directory), _trainable(context), resume_errored=True)
+        return _fit(tuner, context, directory)

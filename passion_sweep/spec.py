@@ -1,0 +1,725 @@
+"""The experiment spec: a YAML file loaded into typed, frozen, fully validated objects.
+
+:func:`load_spec` reads the YAML, applies ``--set key.path=value`` overrides, validates
+every key and value and resolves paths and defaults, so that the returned
+:class:`SweepSpec` is complete: saved as ``spec.yaml`` with the sweep, it loads back to
+an equal spec with the same :meth:`SweepSpec.digest`. Checks that need the file system
+or code that may not exist yet (data folders, backbones still to be implemented) are
+separate, in :func:`readiness_problems`, so that ``--dry-run`` works without the data.
+
+Errors are :class:`~trainables.errors.ConfigError` naming the spec file, the key path,
+what was expected and what was given, and the closest valid name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from trainables.backbones import backbone_names
+from trainables.config import ModelConfig, RunConfig
+from trainables.data import parse_missing_rates
+from trainables.errors import ConfigError
+from trainables.passion.config import METHODS
+
+__all__ = [
+    "PLANNED_BACKBONES",
+    "GRID_SHORTCUTS",
+    "SPEC_FILE",
+    "DataSpec",
+    "PhantomSpec",
+    "SplitSpec",
+    "Distribution",
+    "SearchSpec",
+    "EvalSpec",
+    "ResourcesSpec",
+    "AshaSpec",
+    "RaySpec",
+    "TrackingSpec",
+    "SweepSpec",
+    "load_spec",
+    "apply_overrides",
+    "parse_spec",
+    "load_yaml",
+    "readiness_problems",
+    "check_ready",
+    "save_spec",
+    "locate_sweep",
+]
+
+SPEC_FILE = "spec.yaml"
+# Backbones of the paper that are not registered yet: named here so that a spec using
+# them validates (and dry-runs) while `run` refuses it with a clear message.
+PLANNED_BACKBONES: tuple[str, ...] = ("mmformer", "m2ftrans")
+# Grid keys that stand for a run-config key; any other grid key is `section.key`.
+GRID_SHORTCUTS: dict[str, str] = {
+    "backbone": "model.backbone",
+    "split": "data.split",
+    "method": "passion.enabled",
+    "mask_type": "train.mask_type",
+    "seed": "train.seed",
+}
+# Run-config sections that a spec sets, and the keys it may set in each.
+_TUNABLE_SECTIONS = ("model", "train", "passion")
+_RESERVED_KEYS = {"model.backbone": "grid.backbone", "passion.enabled": "grid.method"}
+_DEFAULT_BACKBONE = ModelConfig().backbone
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_SCALAR = bool | int | float | str
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """YAML 1.1 safe loader that also reads ``2e-4`` (no dot) as a float, as YAML 1.2 does."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text safely (numbers like ``2e-4`` are floats)."""
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _problem(message: str, key: str = "") -> PydanticCustomError:
+    """A validation error whose message is shown as is, at the error's key path (+ ``key``)."""
+    return PydanticCustomError("spec", "{message}", {"message": message, "key": key})
+
+
+def _closest(name: str, valid: Iterable[str]) -> str:
+    valid = [str(option) for option in valid]
+    close = difflib.get_close_matches(str(name), valid, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f"; valid: {', '.join(valid)}"
+
+
+def _resolve(path: Path, info: ValidationInfo) -> Path:
+    """``path`` made absolute against the validation context's ``base_dir`` (default: cwd)."""
+    base = Path((info.context or {}).get("base_dir", Path.cwd()))
+    return (base / path.expanduser()).resolve()
+
+
+AbsolutePath = Annotated[Path, AfterValidator(_resolve)]
+
+
+class _Section(BaseModel):
+    """A spec section: frozen, with unknown keys reported with the closest valid name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, values: Any) -> Any:
+        if isinstance(values, Mapping):
+            for key in values:
+                if key not in cls.model_fields:
+                    raise _problem(f"unknown key{_closest(key, cls.model_fields)}", key=str(key))
+        return values
+
+
+class PhantomSpec(_Section):
+    """Settings of the synthetic phantom, generated and prepared on first use and cached.
+
+    Attributes:
+        cases: number of cases.
+        shape: volume size X, Y, Z.
+        seed: generation (and train/val/test split) seed.
+        cache: folder of prepared phantoms; default ``<ray.storage_path>/phantom``.
+    """
+
+    cases: int = Field(16, ge=3)
+    shape: tuple[int, int, int] = (64, 64, 64)
+    seed: int = Field(0, ge=0)
+    cache: AbsolutePath | None = None
+
+    @field_validator("shape")
+    @classmethod
+    def _positive(cls, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+        if min(shape) < 8:
+            raise _problem(f"every size must be >= 8, got {list(shape)}")
+        return shape
+
+
+class DataSpec(_Section):
+    """Where the prepared data set is: a folder (``path``) or the phantom (``phantom``).
+
+    Attributes:
+        path: prepared data folder (``passion-sweep data prepare``).
+        phantom: phantom settings, used instead of ``path``.
+        train_list: training case list in the data folder (used with ``mask_type: pdt``).
+        val_list: validation case list in the data folder; null skips validation.
+    """
+
+    path: AbsolutePath | None = None
+    phantom: PhantomSpec | None = None
+    train_list: str = "train.txt"
+    val_list: str | None = "val.txt"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
+        if (self.path is None) == (self.phantom is None):
+            raise _problem("give exactly one of data.path (a prepared folder) and data.phantom (generated)")
+        return self
+
+
+class SplitSpec(_Section):
+    """A named missing-rate split: rates (``mrABCD`` or per modality) with a seed, or a CSV.
+
+    Attributes:
+        missing_rates: ``mr2468`` (tenths for t1, t1ce, flair, t2) or a mapping
+            ``{flair: 0.6, t1ce: 0.4, t1: 0.2, t2: 0.8}``.
+        seed: allocation seed (reference 1037).
+        csv: a split CSV in the reference format, used instead of ``missing_rates``.
+    """
+
+    missing_rates: str | dict[str, float] | None = None
+    seed: int = Field(1037, ge=0)
+    csv: AbsolutePath | None = None
+
+    @field_validator("missing_rates")
+    @classmethod
+    def _valid_rates(cls, rates: str | dict[str, float] | None) -> str | None:
+        if rates is None:
+            return None
+        text = rates if isinstance(rates, str) else ",".join(f"{name}={rate}" for name, rate in rates.items())
+        try:
+            parse_missing_rates(text)
+        except ConfigError as error:
+            raise _problem(str(error)) from None
+        return text
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SplitSpec:
+        if (self.missing_rates is None) == (self.csv is None):
+            raise _problem("give exactly one of missing_rates (e.g. mr2468) and csv (a split file)")
+        return self
+
+    def rates(self) -> dict[str, float]:
+        """Missing rate per modality (only for rate-based splits)."""
+        return parse_missing_rates(str(self.missing_rates))
+
+
+class Distribution(_Section):
+    """An Optuna distribution of one searched key.
+
+    Attributes:
+        type: ``float``, ``int`` or ``categorical``.
+        low: lower bound (float, int).
+        high: upper bound, inclusive (float, int).
+        log: sample on a log scale (float, int; needs ``low > 0``).
+        step: grid step (int: default 1; float: optional, not with ``log``).
+        choices: the values (categorical).
+    """
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[_SCALAR] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Distribution:
+        if self.type == "categorical":
+            if not self.choices:
+                raise _problem("a categorical distribution needs a non-empty list of choices")
+            if any(value is not None for value in (self.low, self.high, self.step)) or self.log:
+                raise _problem("a categorical distribution takes only choices")
+            return self
+        if self.choices is not None:
+            raise _problem(f"a {self.type} distribution takes low, high, log and step, not choices")
+        if self.low is None or self.high is None:
+            raise _problem(f"a {self.type} distribution needs low and high")
+        if self.type == "int" and not all(float(v).is_integer() for v in (self.low, self.high, self.step or 1)):
+            raise _problem(f"an int distribution needs integer low, high and step, got {self.low}, {self.high}")
+        if self.low > self.high:
+            raise _problem(f"low must be <= high, got low {self.low} and high {self.high}")
+        if self.log and self.low <= 0:
+            raise _problem(f"log: true needs low > 0, got {self.low}")
+        if self.log and self.step is not None and self.type == "float":
+            raise _problem("a float distribution takes log or step, not both")
+        if self.step is not None and self.step <= 0:
+            raise _problem(f"step must be > 0, got {self.step}")
+        return self
+
+    def bounds(self) -> list[_SCALAR]:
+        """The extreme values (or every choice): enough to check that all samples are valid."""
+        if self.type == "categorical":
+            return list(self.choices or [])
+        cast = int if self.type == "int" else float
+        return [cast(self.low), cast(self.high)]
+
+
+class SearchSpec(_Section):
+    """Optuna search within each grid cell.
+
+    Attributes:
+        sampler: ``tpe`` or ``random``.
+        trials_per_cell: trials of each searched cell (cells not searched run once).
+        metric: objective reported by the trials (its best value so far counts).
+        mode: ``max`` or ``min``.
+        seed: sampler seed (cell ``i`` uses ``seed + i``).
+        apply_to: grid values of the cells to search, e.g. ``{method: [passion]}``;
+            empty: every cell.
+        space: distributions of ``train.*``, ``passion.*`` and ``model.*`` keys.
+    """
+
+    sampler: Literal["tpe", "random"] = "tpe"
+    trials_per_cell: int = Field(1, ge=1)
+    metric: str = "val/dice/WT"
+    mode: Literal["max", "min"] = "max"
+    seed: int = Field(0, ge=0)
+    apply_to: dict[str, list[_SCALAR]] = Field(default_factory=dict)
+    space: dict[str, Distribution] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _space_for_trials(self) -> SearchSpec:
+        if self.trials_per_cell > 1 and not self.space:
+            raise _problem(
+                f"trials_per_cell is {self.trials_per_cell} but search.space is empty: "
+                "add distributions, or repeat runs with several grid.seed values",
+                key="trials_per_cell",
+            )
+        return self
+
+
+class EvalSpec(_Section):
+    """The final test evaluation of every trial (all 15 modality subsets).
+
+    Attributes:
+        cases: case list in the data folder.
+        hd95_convention: HD95 when exactly one mask is empty: ``reference`` (1.0) or
+            ``max`` (373.13).
+        overlap: sliding-window overlap.
+    """
+
+    cases: str = "test.txt"
+    hd95_convention: Literal["reference", "max"] = "reference"
+    overlap: float = Field(0.5, ge=0, lt=1)
+
+
+class ResourcesSpec(_Section):
+    """Resources of one trial: CPUs and GPUs (a fraction such as 0.5 shares a GPU)."""
+
+    cpu: float = Field(1, gt=0)
+    gpu: float = Field(0, ge=0)
+
+    @field_validator("gpu")
+    @classmethod
+    def _whole_above_one(cls, gpu: float) -> float:
+        if gpu > 1 and not float(gpu).is_integer():
+            raise _problem(f"a trial takes a fraction of one GPU or whole GPUs, got {gpu}")
+        return gpu
+
+
+class AshaSpec(_Section):
+    """Early stopping of poor trials with ASHA (on the objective; ``max_t`` is ``train.epochs``)."""
+
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(2, gt=1)
+
+
+class RaySpec(_Section):
+    """Where and how the sweep runs.
+
+    Attributes:
+        address: Ray cluster address; null starts a local Ray.
+        storage_path: folder holding the sweep folder ``<storage_path>/<name>``.
+        max_concurrent_trials: trials at a time; null: as many as resources allow.
+        max_failures: retries of a failing trial, each from its last checkpoint.
+        keep_checkpoints: checkpoints kept per trial.
+        asha: ASHA early stopping; null: every trial runs all epochs.
+    """
+
+    address: str | None = None
+    storage_path: AbsolutePath = Field(Path("sweeps"), validate_default=True)
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    max_failures: int = Field(1, ge=0)
+    keep_checkpoints: int = Field(2, ge=1)
+    asha: AshaSpec | None = None
+
+
+class TrackingSpec(_Section):
+    """MLflow: tracking URI (default ``sqlite:///<storage_path>/mlflow.db``) and experiment (default: ``name``)."""
+
+    uri: str | None = None
+    experiment: str | None = None
+
+
+class SweepSpec(_Section):
+    """A whole experiment: the grid of cells, the search in each, and where it all goes.
+
+    ``model``, ``train`` and ``passion`` hold run-config keys (see
+    :class:`~trainables.config.RunConfig`); after loading they are complete (defaults
+    filled in), as are ``data.phantom.cache`` and ``tracking``.
+    """
+
+    name: str
+    data: DataSpec
+    splits: dict[str, SplitSpec] = Field(default_factory=dict)
+    grid: dict[str, list[_SCALAR]] = Field(default_factory=dict)
+    search: SearchSpec = SearchSpec()
+    model: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    train: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    passion: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    eval: EvalSpec = EvalSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+    ray: RaySpec = RaySpec()
+    tracking: TrackingSpec = TrackingSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        if not _NAME.fullmatch(name):
+            raise _problem(f"expected letters, digits, '_', '.' or '-' (a folder name), got {name!r}")
+        return name
+
+    @field_validator("splits")
+    @classmethod
+    def _split_names(cls, splits: dict[str, SplitSpec]) -> dict[str, SplitSpec]:
+        for name in splits:
+            if not _NAME.fullmatch(name):
+                raise _problem(f"a split name must be letters, digits, '_', '.' or '-', got {name!r}", key=name)
+        return splits
+
+    @field_validator("model", "train", "passion")
+    @classmethod
+    def _run_config_section(cls, values: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        section = str(info.field_name)
+        for key in values:
+            if f"{section}.{key}" in _RESERVED_KEYS:
+                raise _problem(f"set this with {_RESERVED_KEYS[f'{section}.{key}']}", key=key)
+        try:
+            config = RunConfig.from_dict({section: values})
+        except ConfigError as error:
+            raise _problem(str(error)) from None
+        resolved = config.to_dict()[section]
+        return {key: value for key, value in resolved.items() if f"{section}.{key}" not in _RESERVED_KEYS}
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_lists(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in grid.items():
+            _check_config_key(key, "grid")
+            if not values:
+                raise _problem("expected a non-empty list of values, got []", key=key)
+            if len(set(map(repr, values))) != len(values):
+                raise _problem(f"values repeat: {values}", key=key)
+        return grid
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> SweepSpec:
+        self._check_grid_values()
+        self._check_search()
+        self._check_cells()
+        return self
+
+    def _check_grid_values(self) -> None:
+        known = [*backbone_names(), *PLANNED_BACKBONES]
+        for backbone in self.grid.get("backbone", [_DEFAULT_BACKBONE]):
+            if backbone not in known:
+                raise _problem(f"grid.backbone: unknown backbone {backbone!r}{_closest(str(backbone), known)}")
+        for method in self.grid.get("method", []):
+            if method not in METHODS:
+                raise _problem(f"grid.method: unknown method {method!r}{_closest(str(method), METHODS)}")
+        for split in self.grid.get("split", []):
+            if split not in self.splits:
+                hint = _closest(str(split), self.splits) if self.splits else "; no split is defined"
+                raise _problem(f"grid.split: split {split!r} is not defined under splits{hint}")
+
+    def _check_search(self) -> None:
+        for key in self.search.space:
+            _check_config_key(key, "search.space", shortcuts=False)
+            if key in self.grid:
+                raise _problem(f"search.space.{key}: {key} is also a grid key; a key is either listed or searched")
+        for key, values in self.search.apply_to.items():
+            if key not in self.grid:
+                raise _problem(f"search.apply_to.{key}: not a grid key{_closest(key, self.grid)}")
+            for value in values:
+                if value not in self.grid[key]:
+                    raise _problem(f"search.apply_to.{key}: {value!r} is not one of grid.{key} {self.grid[key]}")
+
+    def _check_cells(self) -> None:
+        """Every grid value and both ends of every distribution must make a valid run config."""
+        needing_split = [kind for kind in self.grid.get("mask_type", [self.train["mask_type"]]) if kind != "pdt"]
+        if needing_split and not self.splits:
+            raise _problem(f"splits: mask_type {needing_split[0]} needs a missing-rate split; define one under splits")
+        probes = [(f"grid.{key}", key, value) for key, values in self.grid.items() for value in values]
+        probes += [
+            (f"search.space.{key}", key, value)
+            for key, distribution in self.search.space.items()
+            for value in distribution.bounds()
+        ]
+        for where, key, value in probes:
+            if key in ("backbone", "split", "method"):
+                continue
+            try:
+                self.run_config({key: value})
+            except ConfigError as error:
+                raise _problem(f"{where}: {value!r} is not valid: {error}") from None
+
+    @property
+    def searched(self) -> bool:
+        """Whether any cell is searched with Optuna."""
+        return bool(self.search.space)
+
+    @property
+    def sweep_dir(self) -> Path:
+        """The sweep folder: Tune's experiment folder, with the spec and splits beside it."""
+        return self.ray.storage_path / self.name
+
+    def run_config(self, values: Mapping[str, Any], *, data: Mapping[str, Any] | None = None) -> RunConfig:
+        """The run config of this spec with grid or search ``values`` applied.
+
+        Args:
+            values: grid keys (shortcuts or ``section.key``) and searched keys to their
+                values; ``method`` switches PASSION on or off, ``split`` is ignored
+                here (pass the split's CSV in ``data``).
+            data: the ``data`` section (root, split, lists) of the run config.
+
+        Raises:
+            ConfigError: if a value is invalid.
+        """
+        sections: dict[str, dict[str, Any]] = {
+            "data": {"train_list": self.data.train_list, "val_list": self.data.val_list, **(data or {})},
+            **{section: dict(getattr(self, section)) for section in _TUNABLE_SECTIONS},
+        }
+        for key, value in values.items():
+            if key == "split":
+                continue
+            if key == "method":
+                sections["passion"]["enabled"] = METHODS[str(value)]
+                continue
+            section, _, name = GRID_SHORTCUTS.get(key, key).partition(".")
+            sections[section][name] = value
+        return RunConfig.from_dict(sections)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-compatible nested form (paths as strings), as saved in ``spec.yaml``."""
+        return self.model_dump(mode="json")
+
+    def digest(self) -> str:
+        """Short hash of the resolved spec: equal specs, equal digests."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _check_config_key(key: str, where: str, *, shortcuts: bool = True) -> None:
+    """Raise unless ``key`` is a grid shortcut (if allowed) or a tunable ``section.key``."""
+    valid = [*(GRID_SHORTCUTS if shortcuts else ()), *_tunable_keys()]
+    if key in valid:
+        return
+    if key in _RESERVED_KEYS:
+        raise _problem(f"{where}.{key}: use {_RESERVED_KEYS[key]} instead")
+    raise _problem(f"{where}.{key}: unknown key{_closest(key, valid)}")
+
+
+def _tunable_keys() -> list[str]:
+    defaults = RunConfig().to_dict()
+    return [
+        f"{section}.{key}"
+        for section in _TUNABLE_SECTIONS
+        for key in defaults[section]
+        if f"{section}.{key}" not in _RESERVED_KEYS
+    ]
+
+
+def _with_defaults(spec: SweepSpec) -> SweepSpec:
+    """Fill in the defaults that depend on other keys: tracking and the phantom cache
+    (from the storage path and the name) and ``grid.split`` (every split defined)."""
+    storage = spec.ray.storage_path
+    grid = spec.grid if "split" in spec.grid or not spec.splits else {**spec.grid, "split": list(spec.splits)}
+    tracking = spec.tracking.model_copy(
+        update={
+            "uri": spec.tracking.uri or f"sqlite:///{storage / 'mlflow.db'}",
+            "experiment": spec.tracking.experiment or spec.name,
+        }
+    )
+    data = spec.data
+    if data.phantom is not None and data.phantom.cache is None:
+        data = data.model_copy(update={"phantom": data.phantom.model_copy(update={"cache": storage / "phantom"})})
+    return spec.model_copy(update={"tracking": tracking, "data": data, "grid": grid})
+
+
+def _format_error(error: Mapping[str, Any]) -> str:
+    """One pydantic error as ``key.path: what was expected, got what``."""
+    parts = [f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]]
+    context = error.get("ctx") or {}
+    if error["type"] == "spec" and context.get("key"):
+        parts.append(f".{context['key']}")
+    path = "".join(parts).lstrip(".")
+    if error["type"] == "spec":
+        message = str(context["message"])
+        return f"{path}: {message}" if path and not message.startswith(path) else message
+    if error["type"] == "missing":
+        return f"{path}: required key is missing"
+    message = str(error["msg"]).replace("Input should be", "expected")
+    if error["type"] == "literal_error":
+        options = re.findall(r"'([^']*)'", str(context.get("expected", "")))
+        message += _closest(str(error["input"]), options) if options else ""
+    return f"{path}: {message}, got {error['input']!r}"
+
+
+def parse_spec(values: Any, *, source: str = "spec", base_dir: Path | None = None) -> SweepSpec:
+    """Validate a nested spec (as loaded from YAML) and resolve its paths and defaults.
+
+    Args:
+        values: the spec mapping.
+        source: name of the spec in error messages, e.g. its file.
+        base_dir: folder that relative paths are resolved against (default: cwd).
+
+    Raises:
+        ConfigError: naming the first problem (and how many more there are).
+    """
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of spec keys, got {type(values).__name__}")
+    try:
+        spec = SweepSpec.model_validate(values, context={"base_dir": base_dir or Path.cwd()})
+    except ValidationError as error:
+        problems = [_format_error(item) for item in error.errors()]
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise ConfigError(f"{source}: {problems[0]}{more}") from None
+    return _with_defaults(spec)
+
+
+def _set_key(tree: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``value`` at the dotted ``path``; below the top level, ``train.x``, ``passion.x``
+    and ``model.x`` are single keys (as in ``grid`` and ``search.space``)."""
+    parts = path.split(".")
+    node = tree
+    depth = 0
+    while parts:
+        key = parts.pop(0)
+        if depth > 0 and key in _TUNABLE_SECTIONS and parts:
+            key = f"{key}.{parts.pop(0)}"
+        if not parts:
+            node[key] = value
+            return
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {path}: {key} holds {child!r}, not a mapping of keys")
+        node, depth = child, depth + 1
+
+
+def apply_overrides(values: dict[str, Any], assignments: Sequence[str]) -> dict[str, Any]:
+    """``values`` with ``key.path=value`` assignments applied (values parsed as YAML).
+
+    Raises:
+        ConfigError: for an assignment without ``=`` or an empty key path.
+    """
+    for assignment in assignments:
+        path, separator, raw = assignment.partition("=")
+        if not separator or not path.strip() or any(not part for part in path.strip().split(".")):
+            raise ConfigError(f"--set {assignment!r}: expected key.path=value, e.g. --set train.epochs=5")
+        _set_key(values, path.strip(), load_yaml(raw) if raw.strip() else None)
+    return values
+
+
+def load_spec(path: Path, overrides: Sequence[str] = (), *, base_dir: Path | None = None) -> SweepSpec:
+    """Read a spec file, apply overrides, validate it and resolve paths and defaults.
+
+    Args:
+        path: the YAML spec.
+        overrides: ``key.path=value`` assignments applied before validation.
+        base_dir: folder that relative paths are resolved against (default: cwd).
+
+    Raises:
+        ConfigError: for a missing or unreadable file, bad YAML or any invalid key.
+    """
+    path = Path(path)
+    try:
+        values = load_yaml(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read spec {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
+    if isinstance(values, dict):
+        values = apply_overrides(values, overrides)
+    return parse_spec(values, source=str(path), base_dir=base_dir)
+
+
+def save_spec(spec: SweepSpec, path: Path) -> None:
+    """Write the resolved spec as YAML (loadable with :func:`load_spec`)."""
+    Path(path).write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+
+
+def readiness_problems(spec: SweepSpec) -> list[str]:
+    """What would stop this spec from running here: missing data, unimplemented backbones.
+
+    Returns:
+        One message per problem; empty when the sweep can start.
+    """
+    problems = []
+    available = backbone_names()
+    for backbone in spec.grid.get("backbone", [_DEFAULT_BACKBONE]):
+        if backbone not in available:
+            problems.append(f"grid.backbone: {backbone} is not implemented yet (available: {', '.join(available)})")
+    if spec.data.path is not None:
+        if not spec.data.path.is_dir():
+            problems.append(f"data.path: {spec.data.path} does not exist; prepare it with passion-sweep data prepare")
+        else:
+            lists = [spec.data.train_list, spec.eval.cases, spec.data.val_list]
+            problems += [
+                f"data: case list {spec.data.path / name} does not exist; write it with passion-sweep data split"
+                for name in lists
+                if name is not None and not (spec.data.path / name).is_file()
+            ]
+    problems += [
+        f"splits.{name}.csv: {split.csv} does not exist"
+        for name, split in spec.splits.items()
+        if split.csv is not None and not split.csv.is_file()
+    ]
+    return problems
+
+
+def check_ready(spec: SweepSpec) -> None:
+    """Raise unless :func:`readiness_problems` finds nothing.
+
+    Raises:
+        ConfigError: listing every problem.
+    """
+    problems = readiness_problems(spec)
+    if problems:
+        raise ConfigError(f"sweep {spec.name} cannot start: " + "; ".join(problems))
+
+
+def locate_sweep(target: str | Path) -> Path:
+    """The folder of a sweep, given as that folder or as a name under the default storage path.
+
+    Raises:
+        ConfigError: if neither holds a saved spec.
+    """
+    candidates = [Path(target).expanduser().resolve(), RaySpec().storage_path / str(target)]
+    for folder in candidates:
+        if (folder / SPEC_FILE).is_file():
+            return folder
+    raise ConfigError(
+        f"no sweep {target}: neither {candidates[0]} nor {candidates[1]} holds a {SPEC_FILE}; "
+        "pass the sweep folder <ray.storage_path>/<name>"
+    )
