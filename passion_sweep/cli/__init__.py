@@ -7,7 +7,6 @@ import click
 
 from passion_sweep import __version__
 from passion_sweep.cli.data import data
-from passion_sweep.cli.demo import demo
 from passion_sweep.cli.errors import ReportingGroup
 from passion_sweep.cli.evaluate import evaluate
 from passion_sweep.cli.run import resume, run, status
@@ -26,5 +25,5 @@ def main(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(message)s")
 
 
-for command in (data, train, evaluate, demo, run, resume, status):
+for command in (data, train, evaluate, run, resume, status):
     main.add_command(command)

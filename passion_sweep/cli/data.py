@@ -18,7 +18,7 @@ from trainables.data import (
 )
 from trainables.errors import ConfigError, DataError
 
-__all__ = ["data", "print_check"]
+__all__ = ["data"]
 
 _DIR = click.Path(path_type=Path)
 _FRACTION = click.FloatRange(0, 1, max_open=True)
@@ -131,15 +131,6 @@ def _summary_rows(report: DatasetReport) -> list[tuple[str, str]]:
 )
 def check(data_dir: Path, split_csv: Path | None) -> None:
     """Check the prepared data set DIR (and a split CSV); exit 1 on any problem."""
-    print_check(data_dir, split_csv)
-
-
-def print_check(data_dir: Path, split_csv: Path | None = None) -> None:
-    """Check a prepared data set and print its summary table.
-
-    Raises:
-        DataError: if the check found problems (listed in the table).
-    """
     report = check_dataset(data_dir, split_csv=split_csv)
     rows = _summary_rows(report)
     width = max(len(key) for key, _ in rows)
