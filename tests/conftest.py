@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+
+from tests.golden import draw_inputs, load_golden
 
 from trainables.data import (
     parse_missing_rates,
@@ -50,3 +53,15 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict[str, Any]:
+    """The reference's golden values (see ``tests/golden.py``)."""
+    return load_golden()
+
+
+@pytest.fixture(scope="session")
+def golden_inputs(golden: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The golden inputs, fingerprints checked."""
+    return draw_inputs(golden)

@@ -1,10 +1,6 @@
 """PASSION loss terms against the reference implementation's values (golden.json, 1e-5)."""
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,83 +15,46 @@ from trainables.passion.losses import (
 )
 from trainables.passion.preference import modality_frequency_weights, step_relative_preference
 
-GOLDEN_PATH = Path(
-    os.environ.get("PASSION_GOLDEN", Path(__file__).resolve().parents[3] / "shared/reference/golden.json")
-)
-
-
-@pytest.fixture(scope="module")
-def golden() -> dict:
-    if not GOLDEN_PATH.is_file():
-        pytest.fail(f"golden values not found at {GOLDEN_PATH}; set PASSION_GOLDEN to golden.json")
-    return json.loads(GOLDEN_PATH.read_text())
-
-
-@pytest.fixture(scope="module")
-def inputs(golden: dict) -> dict[str, torch.Tensor]:
-    """The reference's inputs, drawn in its order, each checked against its fingerprint."""
-    torch.manual_seed(0)
-    drawn = {
-        "logits": torch.randn(2, 4, 16, 16, 16),
-        "labels": torch.randint(0, 4, (2, 16, 16, 16)),
-        "logit_s": torch.randn(2, 4, 16, 16, 16),
-        "logit_t": torch.randn(2, 4, 16, 16, 16),
-        "feat_s": torch.randn(2, 8, 16, 16, 16),
-        "feat_t": torch.randn(2, 8, 16, 16, 16),
-        "low": torch.randn(2, 4, 8, 8, 8),
-        "low_t": torch.randn(2, 4, 8, 8, 8),
-    }
-    drawn["target"] = F.one_hot(drawn["labels"], 4).permute(0, 4, 1, 2, 3).float()
-    for name, tensor in drawn.items():
-        fingerprint = golden["inputs"][name]
-        values = tensor.double()
-        assert list(tensor.shape) == fingerprint["shape"], name
-        assert values.sum().item() == pytest.approx(fingerprint["sum"], rel=1e-6), name
-        assert values.abs().sum().item() == pytest.approx(fingerprint["abs_sum"], rel=1e-6), name
-        assert values.flatten()[:5].tolist() == pytest.approx(fingerprint["first5"], abs=1e-7), name
-        assert values.flatten()[-5:].tolist() == pytest.approx(fingerprint["last5"], abs=1e-7), name
-    return drawn
-
 
 def assert_golden(actual: torch.Tensor, expected: list[float], tolerance: float) -> None:
     torch.testing.assert_close(actual.double(), torch.tensor(expected, dtype=torch.float64), atol=tolerance, rtol=0)
 
 
-def test_segmentation_losses(golden: dict, inputs: dict) -> None:
-    probs = torch.softmax(inputs["logits"], dim=1)
+def test_segmentation_losses(golden: dict, golden_inputs: dict) -> None:
+    probs = torch.softmax(golden_inputs["logits"], dim=1)
     outputs, tolerance = golden["outputs"], golden["tolerance"]
-    assert_golden(soft_dice_loss(probs, inputs["target"]), outputs["dice_loss_bs"], tolerance)
-    assert_golden(weighted_cross_entropy(probs, inputs["target"]), outputs["softmax_weighted_loss_bs"], tolerance)
+    assert_golden(soft_dice_loss(probs, golden_inputs["target"]), outputs["dice_loss_bs"], tolerance)
+    assert_golden(weighted_cross_entropy(probs, golden_inputs["target"]), outputs["softmax_weighted_loss_bs"], tolerance)
 
 
-def test_segmentation_losses_on_upsampled_deep_supervision(golden: dict, inputs: dict) -> None:
-    probs = upsample_probabilities(torch.softmax(inputs["low"], dim=1), 2)
+def test_segmentation_losses_on_upsampled_deep_supervision(golden: dict, golden_inputs: dict) -> None:
+    probs = upsample_probabilities(torch.softmax(golden_inputs["low"], dim=1), 2)
     outputs, tolerance = golden["outputs"], golden["tolerance"]
-    assert_golden(soft_dice_loss(probs, inputs["target"]), outputs["dice_loss_bs_up2"], tolerance)
-    assert_golden(weighted_cross_entropy(probs, inputs["target"]), outputs["softmax_weighted_loss_bs_up2"], tolerance)
+    assert_golden(soft_dice_loss(probs, golden_inputs["target"]), outputs["dice_loss_bs_up2"], tolerance)
+    assert_golden(weighted_cross_entropy(probs, golden_inputs["target"]), outputs["softmax_weighted_loss_bs_up2"], tolerance)
 
 
-def test_temperature_kl(golden: dict, inputs: dict) -> None:
+def test_temperature_kl(golden: dict, golden_inputs: dict) -> None:
     outputs, tolerance = golden["outputs"], golden["tolerance"]
-    full = temperature_kl(inputs["logit_s"], inputs["logit_t"], temperature=4.0)
-    low = temperature_kl(inputs["low"], inputs["low_t"], temperature=4.0, scale=2)
+    full = temperature_kl(golden_inputs["logit_s"], golden_inputs["logit_t"], temperature=4.0)
+    low = temperature_kl(golden_inputs["low"], golden_inputs["low_t"], temperature=4.0, scale=2)
     assert_golden(full, outputs["temp_kl_loss_bs_T4"], tolerance)
     assert_golden(low, outputs["temp_kl_loss_bs_T4_up2"], tolerance)
 
 
-def test_prototype_distillation(golden: dict, inputs: dict) -> None:
+def test_prototype_distillation(golden: dict, golden_inputs: dict) -> None:
     expected, tolerance = golden["outputs"]["prototype_passion_loss_bs"], golden["tolerance"]
-    loss, distance = prototype_distillation(inputs["feat_s"], inputs["feat_t"], inputs["target"])
+    loss, distance = prototype_distillation(golden_inputs["feat_s"], golden_inputs["feat_t"], golden_inputs["target"])
     assert_golden(loss, expected["proto_loss"], tolerance)
     assert_golden(distance, expected["dist"], tolerance)
 
 
-def test_prototype_distillation_skips_a_class_absent_from_one_sample(golden: dict, inputs: dict) -> None:
-    labels = inputs["labels"].clone()
+def test_prototype_distillation_skips_a_class_absent_from_one_sample(golden: dict, golden_inputs: dict) -> None:
+    labels = golden_inputs["labels"].clone()
     labels[1][labels[1] == 3] = 2
     target = F.one_hot(labels, 4).permute(0, 4, 1, 2, 3).float()
     expected = golden["outputs"]["prototype_passion_loss_bs_class3_absent_in_b1"]
-    loss, distance = prototype_distillation(inputs["feat_s"], inputs["feat_t"], target)
+    loss, distance = prototype_distillation(golden_inputs["feat_s"], golden_inputs["feat_t"], target)
     assert_golden(loss, expected["proto_loss"], golden["tolerance"])
     assert_golden(distance, expected["dist"], golden["tolerance"])
 
