@@ -1,6 +1,6 @@
 """BraTS data: phantom synthesis, preprocessing, splits, checks and torch datasets.
 
-See ``docs`` (README, "Data") for the commands and file formats.
+See the README, section "Data", for the commands and file formats.
 """
 
 from __future__ import annotations

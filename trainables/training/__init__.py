@@ -1,0 +1,7 @@
+"""The training loop, its checkpoints and validation (runs without Ray)."""
+from __future__ import annotations
+
+from trainables.training.checkpoint import load_checkpoint, load_model, save_checkpoint
+from trainables.training.loop import EpochReport, fit, resolve_device
+
+__all__ = ["EpochReport", "fit", "resolve_device", "load_checkpoint", "load_model", "save_checkpoint"]
