@@ -15,7 +15,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +50,13 @@ class EpochReport:
         epochs: total epochs of the run.
         metrics: flat metric names to values (``loss``, ``loss/fuse``, ``beta/flair``,
             ``rp/t2``, ``val/dice/WT``, ``lr``, ``epoch_seconds``...).
-        checkpoint: path of the checkpoint holding this epoch.
-        run_dir: the run's output folder.
+        checkpoint: path of the checkpoint holding this epoch (in the run folder).
     """
 
     epoch: int
     epochs: int
     metrics: dict[str, float]
     checkpoint: Path
-    run_dir: Path = field(default=Path("."))
 
 
 Report = Callable[[EpochReport], None]
@@ -125,7 +123,7 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
-def _loader(dataset: TrainingDataset, config: RunConfig, plan: _Plan, epoch: int) -> DataLoader:
+def _loader(dataset: TrainingDataset, config: RunConfig, plan: _Plan, epoch: int, *, pin_memory: bool) -> DataLoader:
     generator = torch.Generator().manual_seed(_epoch_seed(config.train.seed, epoch))
     sampler = RandomSampler(dataset, num_samples=plan.steps_per_epoch * config.train.batch_size, generator=generator)
     return DataLoader(
@@ -135,7 +133,7 @@ def _loader(dataset: TrainingDataset, config: RunConfig, plan: _Plan, epoch: int
         num_workers=config.train.num_workers,
         generator=generator,
         drop_last=True,
-        persistent_workers=False,
+        pin_memory=pin_memory,
     )
 
 
@@ -233,7 +231,8 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
         lr = config.train.lr * (1 - epoch / config.train.epochs) ** config.train.lr_power
         for group in optimizer.param_groups:
             group["lr"] = lr
-        metrics = _train_epoch(model, optimizer, balancer, _loader(dataset, config, plan, epoch), config, plan, epoch, device, out_dir)
+        loader = _loader(dataset, config, plan, epoch, pin_memory=device.type == "cuda")
+        metrics = _train_epoch(model, optimizer, balancer, loader, config, plan, epoch, device, out_dir)
         metrics["lr"] = lr
         done = epoch + 1
         if plan.val_cases and (done % config.train.val_every == 0 or done == config.train.epochs):
@@ -261,7 +260,7 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
             done, config.train.epochs, metrics["loss"], metrics["epoch_seconds"], _format_duration(remaining),
         )
         if report is not None:
-            report(EpochReport(done, config.train.epochs, metrics, checkpoint_path, out_dir))
+            report(EpochReport(done, config.train.epochs, metrics, checkpoint_path))
     return model.eval()
 
 
