@@ -5,27 +5,16 @@ from pathlib import Path
 
 import click
 import pandas as pd
-import torch
 
 from passion_sweep.cli.options import existing_dir, existing_file
 from trainables.data.layout import read_case_list
-from trainables.errors import ConfigError
 from trainables.evaluation.evaluate import evaluate_model, write_evaluation
 from trainables.evaluation.metrics import HD95_CONVENTIONS
-from trainables.training.checkpoint import load_model
+from trainables.training import load_model, resolve_device
 
 __all__ = ["evaluate"]
 
 _DEVICES = ("auto", "cpu", "cuda")
-
-
-def _resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when available, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available; use --device cpu or auto")
-    return torch.device(name)
 
 
 @click.command()
@@ -68,7 +57,7 @@ def evaluate(
     Writes OUT/per_case.csv (Dice and HD95 of WT, TC, ET, ETpp per case and subset)
     and OUT/summary.json (means per subset and over subsets), and prints the means.
     """
-    resolved = _resolve_device(device)
+    resolved = resolve_device(device)
     model, config = load_model(Path(checkpoint), resolved)
     result = evaluate_model(
         model,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,9 +72,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"train.device {name!r} is not a device: use auto, cpu or cuda[:N]") from None
+        raise ConfigError(f"device {name!r} is not a device: use auto, cpu or cuda[:N]") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device is {name!r} but no CUDA GPU is visible: use auto or cpu")
+        raise ConfigError(f"device {name!r} was asked for but no CUDA GPU is visible: use auto or cpu")
     return device
 
 
@@ -137,13 +136,6 @@ def _loader(dataset: TrainingDataset, config: RunConfig, plan: _Plan, epoch: int
     )
 
 
-def _set_threads() -> None:
-    """Use the CPU count Ray or the user granted (``OMP_NUM_THREADS``), if any."""
-    threads = os.environ.get("OMP_NUM_THREADS")
-    if threads and threads.isdigit() and int(threads) > 0:
-        torch.set_num_threads(int(threads))
-
-
 def _prepare_run_dir(out_dir: Path, config: RunConfig, resume: bool) -> dict[str, Any] | None:
     checkpoint_path = out_dir / CHECKPOINT_NAME
     if out_dir.exists() and not out_dir.is_dir():
@@ -190,7 +182,6 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
             checkpoint is kept).
     """
     out_dir = Path(out_dir)
-    _set_threads()
     device = resolve_device(config.train.device)
     plan = _plan(config)
     state = _prepare_run_dir(out_dir, config, resume)
