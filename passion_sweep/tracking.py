@@ -29,9 +29,11 @@ __all__ = [
     "IDENTITY_FILE",
     "SweepIdentity",
     "SweepTracking",
+    "SweepPlan",
     "start_sweep_tracking",
     "find_sweep_tracking",
     "finish_sweep_tracking",
+    "log_sweep_artifacts",
     "open_trial_run",
     "log_metrics",
     "log_test_results",
@@ -52,6 +54,9 @@ TAG_SPEC_HASH = "spec.hash"
 TAG_TRIAL = "ray.trial_id"
 TAG_CELL = "grid.cell"
 TAG_FAILURE = "failure.reason"
+TAG_SEARCH_METRIC = "plan.search_metric"
+TAG_SEARCH_MODE = "plan.search_mode"
+_TAG_PLAN_CELL = "plan.cell."  # one tag per grid cell: a single tag would outgrow MLflow's value limit
 _PARENT = "mlflow.parentRunId"
 _INVALID_METRIC_CHARACTERS = re.compile(r"[^A-Za-z0-9_\-. :/]")
 _BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch
@@ -95,6 +100,38 @@ class SweepTracking:
     experiment_id: str
     parent_run_id: str
     identity: SweepIdentity
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """What a sweep sets out to run, kept on its parent run so that tables can count
+    the trials that never ran, and pick a searched cell's best trial the sweep's way.
+
+    Attributes:
+        cells: grid cell label to the number of trials it runs, in grid order.
+        search_metric: the metric the sweep's search optimises (a validation metric).
+        search_mode: ``max`` or ``min``.
+    """
+
+    cells: Mapping[str, int]
+    search_metric: str
+    search_mode: str
+
+    def as_tags(self) -> dict[str, str]:
+        """The parent-run tags holding this plan."""
+        tags = {TAG_SEARCH_METRIC: self.search_metric, TAG_SEARCH_MODE: self.search_mode}
+        for index, (label, trials) in enumerate(self.cells.items()):
+            tags[f"{_TAG_PLAN_CELL}{index:04d}"] = json.dumps({"cell": label, "trials": trials})
+        return tags
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str]) -> SweepPlan | None:
+        """The plan in a parent run's ``tags``, or ``None`` for a run without one."""
+        if TAG_SEARCH_MODE not in tags:
+            return None
+        entries = [json.loads(tags[key]) for key in sorted(tags) if key.startswith(_TAG_PLAN_CELL)]
+        cells = {entry["cell"]: int(entry["trials"]) for entry in entries}
+        return cls(cells, tags.get(TAG_SEARCH_METRIC, ""), tags[TAG_SEARCH_MODE])
 
 
 @lru_cache(maxsize=4)
@@ -150,7 +187,9 @@ def _parent_run(client: MlflowClient, experiment_id: str, identity: SweepIdentit
     return parents[0] if parents else None
 
 
-def start_sweep_tracking(uri: str, experiment: str, identity: SweepIdentity, *, spec_file: Path) -> SweepTracking:
+def start_sweep_tracking(
+    uri: str, experiment: str, identity: SweepIdentity, *, spec_file: Path, plan: SweepPlan | None = None
+) -> SweepTracking:
     """Find or create the experiment and the sweep's parent run (RUNNING from now on).
 
     Args:
@@ -158,6 +197,7 @@ def start_sweep_tracking(uri: str, experiment: str, identity: SweepIdentity, *, 
         experiment: experiment name.
         identity: the sweep's identity (tags of the parent run).
         spec_file: the resolved spec, logged as an artifact of a new parent run.
+        plan: the sweep's plan, tagged on a new parent run.
     """
     client = _client(uri)
     found = client.get_experiment_by_name(experiment)
@@ -173,7 +213,7 @@ def start_sweep_tracking(uri: str, experiment: str, identity: SweepIdentity, *, 
     run = client.create_run(
         experiment_id,
         run_name=identity.sweep_id,
-        tags={TAG_SWEEP: identity.sweep_id, TAG_SPEC_HASH: identity.spec_hash},
+        tags={TAG_SWEEP: identity.sweep_id, TAG_SPEC_HASH: identity.spec_hash, **(plan.as_tags() if plan else {})},
     )
     client.log_artifact(run.info.run_id, str(spec_file))
     return SweepTracking(uri, experiment_id, run.info.run_id, identity)
@@ -190,6 +230,11 @@ def find_sweep_tracking(uri: str, experiment: str, identity: SweepIdentity) -> S
 def finish_sweep_tracking(tracking: SweepTracking, *, status: str = "FINISHED") -> None:
     """Mark the parent run ``FINISHED`` (or ``KILLED``, ``FAILED``)."""
     _client(tracking.uri).set_terminated(tracking.parent_run_id, status=status)
+
+
+def log_sweep_artifacts(tracking: SweepTracking, folder: Path, *, artifact_path: str) -> None:
+    """Attach the files of ``folder`` to the sweep's parent run under ``artifact_path``."""
+    _client(tracking.uri).log_artifacts(tracking.parent_run_id, str(folder), artifact_path=artifact_path)
 
 
 def _trial_tags(tracking: SweepTracking, trial_id: str) -> dict[str, str]:

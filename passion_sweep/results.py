@@ -1,0 +1,232 @@
+"""Trial results of sweeps, read from an MLflow tracking store into one pandas frame.
+
+Only the tracking store is read (a sqlite file or a tracking server), never the sweep
+folders, so tables can be made on any machine that reaches the store. Each sweep's
+parent run holds its plan (:class:`~passion_sweep.tracking.SweepPlan`); each trial's
+child run holds its tags, params and final ``test/<metric>/<subset>/<region>`` values.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from passion_sweep import tracking
+from passion_sweep.errors import ConfigError, PassionSweepError
+from passion_sweep.spec import GRID_SHORTCUTS, RaySpec
+
+__all__ = ["RunSelection", "TrialResults", "load_trial_results", "default_tracking_uri", "RUN_COLUMNS"]
+
+# Columns every runs frame has, before the tag, param and metric columns.
+RUN_COLUMNS: tuple[str, ...] = ("run_id", "sweep", "cell", "cell_order", "status", "failure", "objective")
+_PARENT = "mlflow.parentRunId"
+_METRIC_PREFIX = "test/"
+_PAGE = 1000
+_ANY_SWEEP = f"tags.`{tracking.TAG_SWEEP}` != ''"
+
+
+@dataclass(frozen=True)
+class RunSelection:
+    """Which trial runs a table covers.
+
+    Attributes:
+        experiment: MLflow experiment name; ``None`` for the store's only experiment
+            with sweeps (or the sweep's, with ``sweep``).
+        sweep: a sweep id (tag ``sweep.id``); ``None`` for every sweep of the experiment.
+        filters: tag or param name to the values a run must have one of, e.g.
+            ``{"split": ("mr2468",)}``.
+    """
+
+    experiment: str | None = None
+    sweep: str | None = None
+    filters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrialResults:
+    """The selected trial runs and the plans of their sweeps.
+
+    Attributes:
+        runs: one row per trial run: :data:`RUN_COLUMNS`, then one column per tag and
+            param (``backbone``, ``split``, ``method``, ``seed``, ``passion.kl_weight``...),
+            then the ``test/...`` metrics; absent values are missing (``None``/NaN).
+        plans: sweep id to its plan, for the sweeps whose parent run has one.
+        attributes: the names of the tag and param columns.
+    """
+
+    runs: pd.DataFrame
+    plans: Mapping[str, tracking.SweepPlan]
+    attributes: tuple[str, ...]
+
+
+def default_tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI``, else the store of sweeps under the default storage path."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{RaySpec().storage_path / 'mlflow.db'}"
+
+
+def _check_store(uri: str) -> None:
+    """Refuse a sqlite URI whose file does not exist: MLflow would create an empty store there."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise ConfigError(
+            f"no MLflow store at {uri.removeprefix('sqlite:///')}: pass --tracking-uri "
+            "sqlite:////abs/path/mlflow.db (a sweep's store is <ray.storage_path>/mlflow.db) or http://host:port"
+        )
+
+
+def _search(client: MlflowClient, experiment_ids: list[str], query: str) -> list[Any]:
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs(experiment_ids, filter_string=query, max_results=_PAGE, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _unknown(what: str, name: str, known: Iterable[str], flag: str) -> ConfigError:
+    known = sorted(set(known))
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listing = ", ".join(known[:12]) + (" ..." if len(known) > 12 else "") if known else "none"
+    return ConfigError(f"no {what} {name!r} in the tracking store{hint}; {flag} takes one of: {listing}")
+
+
+def _experiment_ids(client: MlflowClient, selection: RunSelection) -> list[str]:
+    experiments = client.search_experiments()
+    if selection.experiment is not None:
+        found = [experiment for experiment in experiments if experiment.name == selection.experiment]
+        if not found:
+            raise _unknown("experiment", selection.experiment, (e.name for e in experiments), "--experiment")
+        return [found[0].experiment_id]
+    if selection.sweep is not None:
+        return [experiment.experiment_id for experiment in experiments]
+    with_sweeps = [
+        experiment
+        for experiment in experiments
+        if client.search_runs([experiment.experiment_id], filter_string=_ANY_SWEEP, max_results=1)
+    ]
+    if len(with_sweeps) != 1:
+        names = ", ".join(experiment.name for experiment in with_sweeps) or "none"
+        raise ConfigError(f"name the runs to tabulate with --experiment NAME or --sweep ID (experiments with sweeps: {names})")
+    return [with_sweeps[0].experiment_id]
+
+
+def _cell_values(label: str | None) -> dict[str, str]:
+    """The grid values in a cell label such as ``backbone=rfnet,method=passion``."""
+    if not label or label == "default":
+        return {}
+    return dict(pair.partition("=")[::2] for pair in label.split(","))
+
+
+def _row(run: Any) -> dict[str, Any]:
+    tags = run.data.tags
+    metrics = run.data.metrics
+    row: dict[str, Any] = {
+        "run_id": run.info.run_id,
+        "sweep": tags.get(tracking.TAG_SWEEP),
+        "cell": tags.get(tracking.TAG_CELL),
+        "status": run.info.status,
+        "failure": tags.get(tracking.TAG_FAILURE),
+        "objective": metrics.get("objective"),
+    }
+    # Grid keys without a tag of their own (mask_type, passion.kl_weight...) become columns too.
+    row.update(_cell_values(row["cell"]))
+    row.update((key, value) for key, value in tags.items() if not key.startswith("mlflow."))
+    row.update(run.data.params)
+    row.update((key, value) for key, value in metrics.items() if key.startswith(_METRIC_PREFIX))
+    return row
+
+
+def _apply_filters(runs: pd.DataFrame, filters: Mapping[str, tuple[str, ...]], attributes: list[str]) -> pd.DataFrame:
+    for key, values in filters.items():
+        if key not in attributes:
+            raise _unknown("tag or param", key, attributes, "--filter")
+        kept = runs[runs[key].isin(values)]
+        if kept.empty:
+            present = ", ".join(sorted(runs[key].dropna().astype(str).unique())) or "none"
+            raise ConfigError(f"no selected trial run has {key} in ({', '.join(values)}): its values are {present}")
+        runs = kept
+    return runs
+
+
+def _sweep_ids(client: MlflowClient, experiment_ids: list[str]) -> set[str]:
+    return {run.data.tags[tracking.TAG_SWEEP] for run in _search(client, experiment_ids, _ANY_SWEEP)}
+
+
+def _planned_values(label: str) -> dict[str, str]:
+    """The tag and param values a grid cell fixes: its grid values, and the params that
+    grid shortcuts stand for (``method=passion`` fixes ``passion.enabled``)."""
+    values = _cell_values(label)
+    for key, value in list(values.items()):
+        if key in GRID_SHORTCUTS:
+            values[GRID_SHORTCUTS[key]] = str(value == "passion") if key == "method" else value
+    return values
+
+
+def _missing_trials(runs: pd.DataFrame, plans: Mapping[str, tracking.SweepPlan], attributes: list[str]) -> pd.DataFrame:
+    """One row per planned trial without a run: its sweep, cell and the attributes it would have."""
+    rows = []
+    for sweep, plan in plans.items():
+        in_sweep = runs[runs["sweep"] == sweep]
+        constants = {
+            key: in_sweep[key].iloc[0] for key in attributes if not in_sweep.empty and in_sweep[key].nunique(dropna=False) == 1
+        }
+        started = in_sweep["cell"].value_counts()
+        for label, trials in plan.cells.items():
+            row = {**constants, **_planned_values(label), "sweep": sweep, "cell": label, "status": "MISSING"}
+            rows.extend([row] * max(0, trials - int(started.get(label, 0))))
+    return pd.DataFrame.from_records(rows, columns=[*RUN_COLUMNS, *attributes])
+
+
+def _plan_position(plans: Mapping[str, tracking.SweepPlan], sweep: str, cell: str | None) -> int:
+    """Position of ``cell`` in its sweep's grid order (tables keep that order); -1 if unknown."""
+    plan = plans.get(sweep)
+    cells = list(plan.cells) if plan is not None else []
+    return cells.index(cell) if cell in cells else -1
+
+
+def load_trial_results(uri: str, selection: RunSelection) -> TrialResults:
+    """Read the trial runs of ``selection`` and their sweeps' plans from the store at ``uri``.
+
+    Planned trials that have no run (the sweep never started them) are rows with status
+    ``MISSING``, so that tables count them instead of dropping them silently.
+
+    Raises:
+        ConfigError: for a missing sqlite store, an unknown experiment, sweep or filter
+            key, or a selection without trial runs.
+        PassionSweepError: if the tracking store cannot be read.
+    """
+    _check_store(uri)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        experiment_ids = _experiment_ids(client, selection)
+        query = f"tags.`{tracking.TAG_SWEEP}` = '{selection.sweep}'" if selection.sweep else _ANY_SWEEP
+        found = _search(client, experiment_ids, query)
+        if selection.sweep and not found:
+            raise _unknown("sweep", selection.sweep, _sweep_ids(client, experiment_ids), "--sweep")
+    except MlflowException as error:
+        raise PassionSweepError(f"cannot read the tracking store {uri}: {error.message.splitlines()[0]}") from None
+    plans = {
+        run.data.tags[tracking.TAG_SWEEP]: plan
+        for run in found
+        if _PARENT not in run.data.tags and (plan := tracking.SweepPlan.from_tags(run.data.tags)) is not None
+    }
+    records = [_row(run) for run in found if _PARENT in run.data.tags]
+    runs = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=list(RUN_COLUMNS))
+    attributes = [column for column in runs.columns if column not in RUN_COLUMNS and not column.startswith(_METRIC_PREFIX)]
+    missing = _missing_trials(runs, plans, attributes)
+    runs = pd.concat([runs, missing], ignore_index=True)
+    runs["cell_order"] = [_plan_position(plans, sweep, cell) for sweep, cell in zip(runs["sweep"], runs["cell"])]
+    runs = _apply_filters(runs, selection.filters, attributes)
+    if runs.empty:
+        raise ConfigError("the selected sweeps have no trial runs yet: check --experiment/--sweep, or wait for trials to start")
+    return TrialResults(runs.reset_index(drop=True), plans, tuple(attributes))
