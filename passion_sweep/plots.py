@@ -39,8 +39,16 @@ def _heatmap(axis: plt.Axes, table: ComparisonTable, region: str, precision: int
             continue
         dark = (value < middle) != table.lower_is_better
         weight = "bold" if table.best.at[rows[row], (labels[column], region)] else "normal"
-        axis.text(column, row, f"{value:.{precision}f}", ha="center", va="center", fontsize=8,
-                  color="white" if dark else "black", fontweight=weight)
+        axis.text(
+            column,
+            row,
+            f"{value:.{precision}f}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if dark else "black",
+            fontweight=weight,
+        )
     axis.axhline(len(SUBSET_ROWS) - 0.5, color="white", linewidth=2)  # set the average apart
     axis.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
     axis.set_yticks(range(len(rows)), [_row_label(row) for row in rows], fontsize=8)

@@ -116,7 +116,9 @@ def _experiment_ids(client: MlflowClient, selection: RunSelection) -> list[str]:
     ]
     if len(with_sweeps) != 1:
         names = ", ".join(experiment.name for experiment in with_sweeps) or "none"
-        raise ConfigError(f"name the runs to tabulate with --experiment NAME or --sweep ID (experiments with sweeps: {names})")
+        raise ConfigError(
+            f"name the runs to tabulate with --experiment NAME or --sweep ID (experiments with sweeps: {names})"
+        )
     return [with_sweeps[0].experiment_id]
 
 
@@ -178,7 +180,9 @@ def _missing_trials(runs: pd.DataFrame, plans: Mapping[str, tracking.SweepPlan],
     for sweep, plan in plans.items():
         in_sweep = runs[runs["sweep"] == sweep]
         constants = {
-            key: in_sweep[key].iloc[0] for key in attributes if not in_sweep.empty and in_sweep[key].nunique(dropna=False) == 1
+            key: in_sweep[key].iloc[0]
+            for key in attributes
+            if not in_sweep.empty and in_sweep[key].nunique(dropna=False) == 1
         }
         started = in_sweep["cell"].value_counts()
         for label, trials in plan.cells.items():
@@ -222,11 +226,17 @@ def load_trial_results(uri: str, selection: RunSelection) -> TrialResults:
     }
     records = [_row(run) for run in found if _PARENT in run.data.tags]
     runs = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=list(RUN_COLUMNS))
-    attributes = [column for column in runs.columns if column not in RUN_COLUMNS and not column.startswith(_METRIC_PREFIX)]
+    attributes = [
+        column for column in runs.columns if column not in RUN_COLUMNS and not column.startswith(_METRIC_PREFIX)
+    ]
     missing = _missing_trials(runs, plans, attributes)
     runs = pd.concat([runs, missing], ignore_index=True)
-    runs["cell_order"] = [_plan_position(plans, sweep, cell) for sweep, cell in zip(runs["sweep"], runs["cell"])]
+    runs["cell_order"] = [
+        _plan_position(plans, sweep, cell) for sweep, cell in zip(runs["sweep"], runs["cell"], strict=True)
+    ]
     runs = _apply_filters(runs, selection.filters, attributes)
     if runs.empty:
-        raise ConfigError("the selected sweeps have no trial runs yet: check --experiment/--sweep, or wait for trials to start")
+        raise ConfigError(
+            "the selected sweeps have no trial runs yet: check --experiment/--sweep, or wait for trials to start"
+        )
     return TrialResults(runs.reset_index(drop=True), plans, tuple(attributes))

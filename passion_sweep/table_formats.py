@@ -26,6 +26,8 @@ _PRESENCE_HEADER = ("FLAIR", "T1ce", "T1", "T2")
 _AVERAGE_LABEL = "Average"
 _EMPTY = "–"  # no finished trial behind this value
 _UNITS = {"dice": "Dice (%)", "hd95": "HD95 (mm)"}
+_HTML_SUPERSCRIPT = "<sup>{}</sup>"  # Markdown too: GitHub renders it
+_LATEX_SUPERSCRIPT = "$^{{{}}}$"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,10 @@ class _Group:
     title: str
     marker: str
     regions: tuple[str, ...]
+
+    def heading(self, escape: Callable[[str], str], superscript: str) -> str:
+        """The title escaped for a format, with the marker in its ``superscript`` template."""
+        return escape(self.title) + (superscript.format(self.marker) if self.marker else "")
 
 
 @dataclass(frozen=True)
@@ -63,33 +69,52 @@ def _layout(table: ComparisonTable) -> tuple[list[_Group], list[_Row]]:
     delta_labels = list(dict.fromkeys(table.deltas.columns.get_level_values(0))) if len(table.deltas.columns) else []
     groups += [_Group(label, "", table.regions) for label in delta_labels]
     rows = []
-    for row, presence in [*zip(SUBSET_ROWS, SUBSET_MASKS), (AVERAGE_ROW, None)]:
+    for row, presence in [*zip(SUBSET_ROWS, SUBSET_MASKS, strict=True), (AVERAGE_ROW, None)]:
         cells = [
             _Cell(
-                _value(*(table.stats.at[row, (config.label, region, stat)] for stat in ("mean", "std", "n")), table.precision),
+                _value(
+                    *(table.stats.at[row, (config.label, region, stat)] for stat in ("mean", "std", "n")),
+                    table.precision,
+                ),
                 bool(table.best.at[row, (config.label, region)]),
             )
             for config in table.configurations
             for region in table.regions
         ]
-        cells += [_Cell(_delta(table.deltas.at[row, (label, region)], table.precision)) for label in delta_labels for region in table.regions]
+        cells += [
+            _Cell(_delta(table.deltas.at[row, (label, region)], table.precision))
+            for label in delta_labels
+            for region in table.regions
+        ]
         rows.append(_Row(presence, tuple(cells)))
     return groups, rows
 
 
 def _caption(table: ComparisonTable) -> str:
     better = "lowest" if table.lower_is_better else "highest"
-    return f"{_UNITS[table.metric]} per available-modality subset: mean ± std over seeds; {better} of each row and region in bold."
+    return (
+        f"{_UNITS[table.metric]} per available-modality subset: mean ± std over seeds; "
+        f"{better} of each row and region in bold."
+    )
 
 
 def _markdown(table: ComparisonTable) -> str:
     groups, rows = _layout(table)
     header = [*_PRESENCE_HEADER] + [
-        f"{group.title}{f'<sup>{group.marker}</sup>' if group.marker else ''} {region}" for group in groups for region in group.regions
+        f"{group.heading(str, _HTML_SUPERSCRIPT)} {region}" for group in groups for region in group.regions
     ]
-    lines = [f"**{_caption(table)}**", "", "| " + " | ".join(header) + " |", "|" + "|".join(":-:" for _ in header) + "|"]
+    lines = [
+        f"**{_caption(table)}**",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(":-:" for _ in header) + "|",
+    ]
     for row in rows:
-        marks = ["●" if present else "○" for present in row.presence] if row.presence else [f"**{_AVERAGE_LABEL}**", "", "", ""]
+        marks = (
+            ["●" if present else "○" for present in row.presence]
+            if row.presence
+            else [f"**{_AVERAGE_LABEL}**", "", "", ""]
+        )
         values = [f"**{cell.text}**" if cell.bold else cell.text for cell in row.cells]
         lines.append("| " + " | ".join(marks + values) + " |")
     if table.footnotes:
@@ -98,9 +123,21 @@ def _markdown(table: ComparisonTable) -> str:
 
 
 _LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "±": r"$\pm$", "Δ": r"$\Delta$", "–": "--", "●": r"$\bullet$", "○": r"$\circ$",
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "Δ": r"$\Delta$",
+    "–": "--",
+    "●": r"$\bullet$",
+    "○": r"$\circ$",
 }
 
 
@@ -113,11 +150,18 @@ def _latex(table: ComparisonTable) -> str:
     spec = "cccc" + "".join("|" + "c" * len(group.regions) for group in groups)
     width = 4 + sum(len(group.regions) for group in groups)
     group_header = [r"\multicolumn{4}{c}{Modalities}"] + [
-        rf"\multicolumn{{{len(group.regions)}}}{{|c}}{{{_tex(group.title)}{f'$^{{{group.marker}}}$' if group.marker else ''}}}"
-        for group in groups
+        rf"\multicolumn{{{len(group.regions)}}}{{|c}}{{{group.heading(_tex, _LATEX_SUPERSCRIPT)}}}" for group in groups
     ]
-    region_header = [_tex(name) for name in _PRESENCE_HEADER] + [_tex(region) for group in groups for region in group.regions]
-    lines = [rf"\begin{{tabular}}{{{spec}}}", r"\hline", " & ".join(group_header) + r" \\", " & ".join(region_header) + r" \\", r"\hline"]
+    region_header = [_tex(name) for name in _PRESENCE_HEADER] + [
+        _tex(region) for group in groups for region in group.regions
+    ]
+    lines = [
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\hline",
+        " & ".join(group_header) + r" \\",
+        " & ".join(region_header) + r" \\",
+        r"\hline",
+    ]
     for row in rows:
         if row.presence is None:
             lines.append(r"\hline")
@@ -127,7 +171,10 @@ def _latex(table: ComparisonTable) -> str:
         values = [rf"\textbf{{{_tex(cell.text)}}}" if cell.bold else _tex(cell.text) for cell in row.cells]
         lines.append(" & ".join(marks + values) + r" \\")
     lines.append(r"\hline")
-    lines += [rf"\multicolumn{{{width}}}{{l}}{{\footnotesize {_tex(note)}}} \\" for note in (_caption(table), *table.footnotes)]
+    lines += [
+        rf"\multicolumn{{{width}}}{{l}}{{\footnotesize {_tex(note)}}} \\"
+        for note in (_caption(table), *table.footnotes)
+    ]
     lines.append(r"\end{tabular}")
     return "\n".join(lines) + "\n"
 
@@ -136,8 +183,7 @@ def _html(table: ComparisonTable) -> str:
     groups, rows = _layout(table)
     esc = html.escape
     head_groups = '<th colspan="4">Modalities</th>' + "".join(
-        f'<th colspan="{len(group.regions)}">{esc(group.title)}{f"<sup>{esc(group.marker)}</sup>" if group.marker else ""}</th>'
-        for group in groups
+        f'<th colspan="{len(group.regions)}">{group.heading(esc, _HTML_SUPERSCRIPT)}</th>' for group in groups
     )
     head_regions = "".join(f"<th>{esc(name)}</th>" for name in _PRESENCE_HEADER) + "".join(
         f"<th>{esc(region)}</th>" for group in groups for region in group.regions
@@ -149,14 +195,18 @@ def _html(table: ComparisonTable) -> str:
             if row.presence
             else f'<th colspan="4">{_AVERAGE_LABEL}</th>'
         )
-        values = "".join(f"<td><b>{esc(cell.text)}</b></td>" if cell.bold else f"<td>{esc(cell.text)}</td>" for cell in row.cells)
+        values = "".join(
+            f"<td><b>{esc(cell.text)}</b></td>" if cell.bold else f"<td>{esc(cell.text)}</td>" for cell in row.cells
+        )
         body.append(f"<tr>{marks}{values}</tr>")
     width = 4 + sum(len(group.regions) for group in groups)
     notes = "".join(f'<tr><td colspan="{width}">{esc(note)}</td></tr>' for note in table.footnotes)
     return (
         f'<table class="passion-sweep">\n<caption>{esc(_caption(table))}</caption>\n'
         f"<thead>\n<tr>{head_groups}</tr>\n<tr>{head_regions}</tr>\n</thead>\n"
-        f"<tbody>\n" + "\n".join(body) + "\n</tbody>\n"
+        f"<tbody>\n"
+        + "\n".join(body)
+        + "\n</tbody>\n"
         + (f"<tfoot>\n{notes}\n</tfoot>\n" if notes else "")
         + "</table>\n"
     )

@@ -104,7 +104,9 @@ def _check_options(metric: str, regions: Sequence[str], columns: Sequence[str], 
         raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
     for region in regions:
         if region not in REGIONS:
-            raise ConfigError(f"unknown region {region!r}{_closest(region, REGIONS)}: --regions takes {','.join(REGIONS)}")
+            raise ConfigError(
+                f"unknown region {region!r}{_closest(region, REGIONS)}: --regions takes {','.join(REGIONS)}"
+            )
     if not regions:
         raise ConfigError(f"--regions needs at least one of {','.join(REGIONS)}")
     for key in columns:
@@ -182,7 +184,9 @@ def _statistics(values: pd.DataFrame, labels: Sequence[str], regions: Sequence[s
     return grouped.reindex(index=[*SUBSET_ROWS, AVERAGE_ROW], columns=full)
 
 
-def _best(stats: pd.DataFrame, labels: Sequence[str], regions: Sequence[str], *, lower: bool, precision: int) -> pd.DataFrame:
+def _best(
+    stats: pd.DataFrame, labels: Sequence[str], regions: Sequence[str], *, lower: bool, precision: int
+) -> pd.DataFrame:
     best = pd.DataFrame(False, index=stats.index, columns=pd.MultiIndex.from_product([labels, regions]))
     if len(labels) < 2:
         return best
@@ -194,7 +198,9 @@ def _best(stats: pd.DataFrame, labels: Sequence[str], regions: Sequence[str], *,
     return best
 
 
-def _deltas(stats: pd.DataFrame, configurations: Sequence[Configuration], columns: Sequence[str], regions: Sequence[str]) -> pd.DataFrame:
+def _deltas(
+    stats: pd.DataFrame, configurations: Sequence[Configuration], columns: Sequence[str], regions: Sequence[str]
+) -> pd.DataFrame:
     """PASSION minus baseline for each PASSION configuration with a baseline twin."""
     if "method" not in columns:
         raise ConfigError("--delta compares PASSION with the baseline: add method to --columns")
@@ -215,7 +221,9 @@ def _deltas(stats: pd.DataFrame, configurations: Sequence[Configuration], column
     return pd.DataFrame(deltas)
 
 
-def _footnotes(runs: pd.DataFrame, configurations: list[Configuration], chosen_from: int, search_metrics: set[str]) -> tuple[list[Configuration], list[str]]:
+def _footnotes(
+    runs: pd.DataFrame, configurations: list[Configuration], chosen_from: int, search_metrics: set[str]
+) -> tuple[list[Configuration], list[str]]:
     """Mark the configurations with trials that have no result; say how runs were chosen."""
     marked, notes = [], []
     markers = iter(string.ascii_lowercase)
@@ -228,13 +236,18 @@ def _footnotes(runs: pd.DataFrame, configurations: list[Configuration], chosen_f
             continue
         marker = next(markers, "*")
         seeds = trials.loc[trials["_outcome"] == "DONE", "_seed"].nunique()
-        notes.append(f"{marker}: {config.label}: {', '.join(problems)} of {len(trials)} trials; values average {seeds} seed(s)")
+        notes.append(
+            f"{marker}: {config.label}: {', '.join(problems)} of {len(trials)} trials; values average {seeds} seed(s)"
+        )
         marked.append(Configuration(config.label, config.values, marker))
     total = {text: int((runs["_outcome"] == key).sum()) for key, text in _OUTCOMES.items()}
     if any(total.values()):
-        notes.append("trials without a result: " + ", ".join(f"{count} {text}" for text, count in total.items() if count))
+        notes.append(
+            "trials without a result: " + ", ".join(f"{count} {text}" for text, count in total.items() if count)
+        )
     if chosen_from > 1:
-        notes.append(f"searched cells: each seed counts its trial with the best {' / '.join(sorted(search_metrics)) or 'objective'} (of up to {chosen_from})")
+        metric = " / ".join(sorted(search_metrics)) or "objective"
+        notes.append(f"searched cells: each seed counts its trial with the best {metric} (of up to {chosen_from})")
     return marked, notes
 
 
@@ -271,11 +284,13 @@ def build_comparison_table(
     keys = runs[columns].astype("string").fillna("?")
     runs = runs.assign(
         _config=keys.agg(" / ".join, axis=1),
-        _seed=runs["seed"] if "seed" in runs else "",
+        _seed=runs.get("seed", ""),
         _outcome=_outcomes(runs, metric_columns),
     )
     # Grid order: a configuration comes where its first grid cell comes.
-    first = keys.assign(_config=runs["_config"], _order=runs["cell_order"]).sort_values(["_order", "_config"], kind="stable")
+    first = keys.assign(_config=runs["_config"], _order=runs["cell_order"]).sort_values(
+        ["_order", "_config"], kind="stable"
+    )
     first = first.drop_duplicates("_config")
     configurations = [Configuration(row["_config"], {key: row[key] for key in columns}) for _, row in first.iterrows()]
     labels = [config.label for config in configurations]

@@ -24,7 +24,9 @@ def _filters(values: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     for item in values:
         key, sep, listed = item.partition("=")
         if not sep or not key.strip() or not listed.strip():
-            raise ConfigError(f"--filter {item!r} must look like KEY=VALUE or KEY=VALUE1,VALUE2, e.g. --filter split=mr2468")
+            raise ConfigError(
+                f"--filter {item!r} must look like KEY=VALUE or KEY=VALUE1,VALUE2, e.g. --filter split=mr2468"
+            )
         filters[key.strip()] = tuple(value.strip() for value in listed.split(","))
     return filters
 
@@ -33,25 +35,43 @@ def _check_destinations(*paths: Path | None) -> None:
     """Fail before any work if an output's folder is missing, so nothing is half-written."""
     for path in paths:
         if path is not None and not path.resolve().parent.is_dir():
-            raise ConfigError(f"folder {path.resolve().parent} does not exist: create it or write {path.name} elsewhere")
+            raise ConfigError(
+                f"folder {path.resolve().parent} does not exist: create it or write {path.name} elsewhere"
+            )
 
 
 @click.command()
 @click.option("--experiment", help="MLflow experiment (default: the store's only experiment with sweeps).")
 @click.option("--sweep", help="Sweep id (tag sweep.id, printed by `passion-sweep run`); default: every sweep.")
-@click.option("--tracking-uri", help="MLflow store: sqlite:////abs/mlflow.db or http://host:port "
-              "(default: $MLFLOW_TRACKING_URI, else ./sweeps/mlflow.db).")
+@click.option(
+    "--tracking-uri",
+    help="MLflow store: sqlite:////abs/mlflow.db or http://host:port "
+    "(default: $MLFLOW_TRACKING_URI, else ./sweeps/mlflow.db).",
+)
 @click.option("--metric", type=click.Choice(METRICS), default="dice", show_default=True)
 @click.option("--regions", default="WT,TC,ET", show_default=True, help="Regions of each column group.")
-@click.option("--columns", help="Tags or params whose values make the column groups, e.g. backbone,method "
-              "(default: those of backbone, split and method that vary).")
-@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE[,VALUE]",
-              help="Keep runs whose tag or param KEY has one of the values (repeatable), e.g. --filter split=mr2468.")
+@click.option(
+    "--columns",
+    help="Tags or params whose values make the column groups, e.g. backbone,method "
+    "(default: those of backbone, split and method that vary).",
+)
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE[,VALUE]",
+    help="Keep runs whose tag or param KEY has one of the values (repeatable), e.g. --filter split=mr2468.",
+)
 @click.option("--delta", is_flag=True, help="Add PASSION-minus-baseline columns (needs method in --columns).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="md", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the table here instead of printing it.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also save heatmaps per region and a bar chart of the averages (PNG).")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the table here instead of printing it."
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also save heatmaps per region and a bar chart of the averages (PNG).",
+)
 def table(
     experiment: str | None,
     sweep: str | None,

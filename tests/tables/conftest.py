@@ -33,7 +33,12 @@ def known_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Tracking URI of the store described in the module docstring."""
     folder = tmp_path_factory.mktemp("tables")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    plan = {f"backbone={b},method={m},seed={s}": 1 for b in ("rfnet", "mmformer") for m in ("baseline", "passion") for s in (1, 2)}
+    plan = {
+        f"backbone={b},method={m},seed={s}": 1
+        for b in ("rfnet", "mmformer")
+        for m in ("baseline", "passion")
+        for s in (1, 2)
+    }
     trials = [
         _trial("rfnet", "baseline", 1, dice=uniform(0.70)),
         _trial("rfnet", "baseline", 2, dice=uniform(0.74)),
@@ -45,14 +50,27 @@ def known_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     ]
     record_sweep(uri, folder, experiment="table1", name="table1", plan=plan, trials=trials)
 
-    searched_plan = {f"split={s},method={m}": (3 if m == "passion" else 1) for s in ("mr2468", "mr5528") for m in ("baseline", "passion")}
+    searched_plan = {
+        f"split={s},method={m}": (3 if m == "passion" else 1)
+        for s in ("mr2468", "mr5528")
+        for m in ("baseline", "passion")
+    }
     searched = []
     for split in ("mr2468", "mr5528"):
         tags = {"backbone": "rfnet", "split": split, "seed": "1037"}
-        searched.append(KnownTrial(f"split={split},method=baseline", {**tags, "method": "baseline"}, dice=uniform(0.5), objective=0.4))
+        searched.append(
+            KnownTrial(
+                f"split={split},method=baseline", {**tags, "method": "baseline"}, dice=uniform(0.5), objective=0.4
+            )
+        )
         for objective, dice in ((0.5, 0.60), (0.9, 0.70), (0.7, 0.95)):
             searched.append(
-                KnownTrial(f"split={split},method=passion", {**tags, "method": "passion"}, dice=uniform(dice), objective=objective)
+                KnownTrial(
+                    f"split={split},method=passion",
+                    {**tags, "method": "passion"},
+                    dice=uniform(dice),
+                    objective=objective,
+                )
             )
     record_sweep(uri, folder, experiment="searched", name="searched", plan=searched_plan, trials=searched)
     return uri

@@ -32,7 +32,10 @@ class KnownTrial:
 
 def summary_of(trial: KnownTrial) -> dict:
     """The evaluation summary the trainable would log for ``trial``."""
-    dice = {subset: {region: trial.dice_by_region.get(region, trial.dice[subset]) for region in REGIONS} for subset in SUBSETS}
+    dice = {
+        subset: {region: trial.dice_by_region.get(region, trial.dice[subset]) for region in REGIONS}
+        for subset in SUBSETS
+    }
     hd95 = {subset: {region: trial.hd95 for region in REGIONS} for subset in SUBSETS}
     mean = {
         "dice": {region: sum(dice[s][region] for s in SUBSETS) / len(SUBSETS) for region in REGIONS},
@@ -61,7 +64,11 @@ def record_sweep(
     for index, trial in enumerate(trials):
         trial_id = f"t{index:04d}"
         run_id = tracking.open_trial_run(
-            sweep, trial_id, run_name=trial_id, tags={tracking.TAG_CELL: trial.cell, **trial.tags}, params={"train.lr": "0.0002", "passion.enabled": str(trial.tags["method"] == "passion")}
+            sweep,
+            trial_id,
+            run_name=trial_id,
+            tags={tracking.TAG_CELL: trial.cell, **trial.tags},
+            params={"train.lr": "0.0002", "passion.enabled": str(trial.tags["method"] == "passion")},
         )
         if trial.objective is not None:
             tracking.log_metrics(sweep, run_id, {"objective": trial.objective}, step=1)

@@ -29,13 +29,23 @@ def test_table_is_written_in_each_format(known_store: str, tmp_path: Path, fmt: 
 
 def test_printed_table_with_filter_columns_and_delta(known_store: str) -> None:
     result = invoke(
-        "--experiment", "table1", "--columns", "method", "--filter", "backbone=rfnet", "--regions", "WT,ET", "--delta",
+        "--experiment",
+        "table1",
+        "--columns",
+        "method",
+        "--filter",
+        "backbone=rfnet",
+        "--regions",
+        "WT,ET",
+        "--delta",
         env={"MLFLOW_TRACKING_URI": known_store},
     )
 
     assert result.exit_code == 0, result.output
     header = result.output.splitlines()[2]
-    assert header == "| FLAIR | T1ce | T1 | T2 | baseline WT | baseline ET | passion WT | passion ET | Δ PASSION WT | Δ PASSION ET |"
+    assert header == (
+        "| FLAIR | T1ce | T1 | T2 | baseline WT | baseline ET | passion WT | passion ET | Δ PASSION WT | Δ PASSION ET |"
+    )
     assert "mmformer" not in result.output
 
 
@@ -70,7 +80,14 @@ def test_bad_input_is_one_line_and_exit_2(known_store: str, args: list[str], mes
 def test_nothing_is_written_when_an_output_folder_is_missing(known_store: str, tmp_path: Path) -> None:
     plot = tmp_path / "dice.png"
     result = invoke(
-        "--tracking-uri", known_store, "--experiment", "table1", "--plot", str(plot), "--out", str(tmp_path / "no" / "t.md")
+        "--tracking-uri",
+        known_store,
+        "--experiment",
+        "table1",
+        "--plot",
+        str(plot),
+        "--out",
+        str(tmp_path / "no" / "t.md"),
     )
 
     assert result.exit_code == 2

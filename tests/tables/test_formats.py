@@ -30,7 +30,14 @@ def test_markdown(table: ComparisonTable) -> None:
     assert "mmformer / baseline<sup>a</sup> WT" in rows[0]
     first = [cell.strip() for cell in rows[2].strip("|").split("|")]  # subset t2
     assert first[:4] == ["○", "○", "○", "●"]
-    assert first[4:10] == ["72.00 ± 2.83", "72.00 ± 2.83", "**72.00 ± 2.83**", "**82.00 ± 2.83**", "**82.00 ± 2.83**", "67.00 ± 24.04"]
+    assert first[4:10] == [
+        "72.00 ± 2.83",
+        "72.00 ± 2.83",
+        "**72.00 ± 2.83**",
+        "**82.00 ± 2.83**",
+        "**82.00 ± 2.83**",
+        "67.00 ± 24.04",
+    ]
     assert first[10:16] == ["60.00"] * 3 + ["65.00"] * 3, "one seed: no ±"
     assert first[16:] == ["+10.00", "+10.00", "-5.00", "+5.00", "+5.00", "+5.00"]
     average = [cell.strip() for cell in rows[-1].strip("|").split("|")]
@@ -111,7 +118,7 @@ def test_html_rows_span_every_column(table: ComparisonTable) -> None:
     assert len(shape.rows) == 2 + 16 + len(table.footnotes)
     assert all(span == COLUMNS for span in shape.rows)
     assert shape.bold == int(table.best.to_numpy().sum())
-    assert "<th colspan=\"4\">Average</th>" in text and "mmformer / baseline<sup>a</sup>" in text
+    assert '<th colspan="4">Average</th>' in text and "mmformer / baseline<sup>a</sup>" in text
 
 
 def test_unknown_format_is_refused(table: ComparisonTable) -> None:

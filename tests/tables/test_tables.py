@@ -47,7 +47,9 @@ def test_best_of_each_row_and_region_is_marked(known_store: str) -> None:
 
     for row in ROWS:
         assert [label for label in (RB, RP, MB, MP) if dice.best.at[row, (label, "WT")]] == [RP]
-        assert [label for label in (RB, RP, MB, MP) if dice.best.at[row, (label, "ET")]] == [RB], "ET of rfnet/passion is 67"
+        assert [label for label in (RB, RP, MB, MP) if dice.best.at[row, (label, "ET")]] == [RB], (
+            "ET of rfnet/passion is 67"
+        )
         assert [label for label in (RB, RP, MB, MP) if hd95.best.at[row, (label, "WT")]] == [MP], "lowest HD95 wins"
 
 
@@ -84,9 +86,14 @@ def test_a_searched_cell_counts_its_best_validation_trial_not_its_best_test(know
     table = build_comparison_table(results)
 
     assert [config.label for config in table.configurations] == [
-        "mr2468 / baseline", "mr2468 / passion", "mr5528 / baseline", "mr5528 / passion"
+        "mr2468 / baseline",
+        "mr2468 / passion",
+        "mr5528 / baseline",
+        "mr5528 / passion",
     ], "default columns: the grid keys that vary"
-    assert table.stats.at["t1", ("mr2468 / passion", "WT", "mean")] == pytest.approx(70.0), "objective 0.9, not Dice 0.95"
+    assert table.stats.at["t1", ("mr2468 / passion", "WT", "mean")] == pytest.approx(70.0), (
+        "objective 0.9, not Dice 0.95"
+    )
     assert table.footnotes == ("searched cells: each seed counts its trial with the best val/dice/WT (of up to 3)",)
 
     minimising = dataclasses.replace(
@@ -98,7 +105,10 @@ def test_a_searched_cell_counts_its_best_validation_trial_not_its_best_test(know
 def test_runs_that_differ_in_a_grid_key_the_columns_do_not_separate_are_refused(known_store: str) -> None:
     results = load_trial_results(known_store, RunSelection(experiment="searched"))
 
-    with pytest.raises(ConfigError, match=r"differ in split \(mr2468, mr5528\): add it to --columns or select one with --filter split=mr2468"):
+    with pytest.raises(
+        ConfigError,
+        match=r"differ in split \(mr2468, mr5528\): add it to --columns or select one with --filter split=mr2468",
+    ):
         build_comparison_table(results, columns=["method"])
 
 
@@ -107,7 +117,10 @@ def test_runs_that_differ_in_a_grid_key_the_columns_do_not_separate_are_refused(
     [
         ({"metric": "iou"}, "--metric must be one of dice, hd95, got 'iou'"),
         ({"regions": ["WT", "et"]}, "unknown region 'et' \\(did you mean 'ET'\\?\\)"),
-        ({"columns": ["backbon", "method"]}, "no tag or param 'backbon' on the selected runs \\(did you mean 'backbone'\\?\\)"),
+        (
+            {"columns": ["backbon", "method"]},
+            "no tag or param 'backbon' on the selected runs \\(did you mean 'backbone'\\?\\)",
+        ),
         ({"columns": ["backbone"], "delta": False}, "differ in method"),
     ],
 )
@@ -130,18 +143,31 @@ def test_a_planned_trial_without_a_run_is_a_missing_row(known_store: str) -> Non
     missing = runs[runs["status"] == "MISSING"]
     assert len(runs) == 8 and len(missing) == 1
     assert missing.iloc[0][["backbone", "method", "seed", "split", "passion.enabled"]].tolist() == [
-        "mmformer", "passion", "2", "mr2468", "True"
+        "mmformer",
+        "passion",
+        "2",
+        "mr2468",
+        "True",
     ]
 
 
 @pytest.mark.parametrize(
     ("selection", "message"),
     [
-        (RunSelection(experiment="tabel1"), "no experiment 'tabel1' in the tracking store \\(did you mean 'table1'\\?\\)"),
+        (
+            RunSelection(experiment="tabel1"),
+            "no experiment 'tabel1' in the tracking store \\(did you mean 'table1'\\?\\)",
+        ),
         (RunSelection(sweep="nope"), "no sweep 'nope' in the tracking store"),
         (RunSelection(), "name the runs to tabulate with --experiment NAME or --sweep ID \\(experiments with sweeps: "),
-        (RunSelection(experiment="table1", filters={"split": ("mr9999",)}), "has split in \\(mr9999\\): its values are mr2468"),
-        (RunSelection(experiment="table1", filters={"splt": ("mr2468",)}), "no tag or param 'splt' .*did you mean 'split'"),
+        (
+            RunSelection(experiment="table1", filters={"split": ("mr9999",)}),
+            "has split in \\(mr9999\\): its values are mr2468",
+        ),
+        (
+            RunSelection(experiment="table1", filters={"splt": ("mr2468",)}),
+            "no tag or param 'splt' .*did you mean 'split'",
+        ),
     ],
 )
 def test_bad_selections_are_named(known_store: str, selection: RunSelection, message: str) -> None:
