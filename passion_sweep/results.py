@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from passion_sweep import tracking
-from passion_sweep.errors import ConfigError, PassionSweepError
+from passion_sweep.errors import ConfigError
+from passion_sweep.run_store import RunReader, StoredRun, open_run_reader
 from passion_sweep.spec import GRID_SHORTCUTS, RaySpec
 
 __all__ = ["RunSelection", "TrialResults", "load_trial_results", "default_tracking_uri", "RUN_COLUMNS"]
@@ -29,8 +28,7 @@ __all__ = ["RunSelection", "TrialResults", "load_trial_results", "default_tracki
 RUN_COLUMNS: tuple[str, ...] = ("run_id", "sweep", "cell", "cell_order", "status", "failure", "objective")
 _PARENT = "mlflow.parentRunId"
 _METRIC_PREFIX = "test/"
-_PAGE = 1000
-_ANY_SWEEP = f"tags.`{tracking.TAG_SWEEP}` != ''"
+_OBJECTIVE = "objective"
 
 
 @dataclass(frozen=True)
@@ -81,17 +79,6 @@ def _check_store(uri: str) -> None:
         )
 
 
-def _search(client: MlflowClient, experiment_ids: list[str], query: str) -> list[Any]:
-    runs: list[Any] = []
-    token = None
-    while True:
-        page = client.search_runs(experiment_ids, filter_string=query, max_results=_PAGE, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 def _unknown(what: str, name: str, known: Iterable[str], flag: str) -> ConfigError:
     known = sorted(set(known))
     close = difflib.get_close_matches(name, known, n=1)
@@ -100,26 +87,26 @@ def _unknown(what: str, name: str, known: Iterable[str], flag: str) -> ConfigErr
     return ConfigError(f"no {what} {name!r} in the tracking store{hint}; {flag} takes one of: {listing}")
 
 
-def _experiment_ids(client: MlflowClient, selection: RunSelection) -> list[str]:
-    experiments = client.search_experiments()
-    if selection.experiment is not None:
-        found = [experiment for experiment in experiments if experiment.name == selection.experiment]
-        if not found:
-            raise _unknown("experiment", selection.experiment, (e.name for e in experiments), "--experiment")
-        return [found[0].experiment_id]
-    if selection.sweep is not None:
-        return [experiment.experiment_id for experiment in experiments]
-    with_sweeps = [
-        experiment
-        for experiment in experiments
-        if client.search_runs([experiment.experiment_id], filter_string=_ANY_SWEEP, max_results=1)
-    ]
+def _experiment_ids(reader: RunReader, selection: RunSelection) -> list[str]:
+    """The experiments to search: the one named, or every one (narrowed down later)."""
+    experiments = reader.experiments()
+    if selection.experiment is None:
+        return list(experiments.values())
+    if selection.experiment not in experiments:
+        raise _unknown("experiment", selection.experiment, experiments, "--experiment")
+    return [experiments[selection.experiment]]
+
+
+def _only_experiment(reader: RunReader, found: list[StoredRun]) -> list[StoredRun]:
+    """Without --experiment or --sweep, the runs of the store's only experiment with sweeps."""
+    names = {experiment_id: name for name, experiment_id in reader.experiments().items()}
+    with_sweeps = sorted({names.get(run.experiment_id, run.experiment_id) for run in found})
     if len(with_sweeps) != 1:
-        names = ", ".join(experiment.name for experiment in with_sweeps) or "none"
         raise ConfigError(
-            f"name the runs to tabulate with --experiment NAME or --sweep ID (experiments with sweeps: {names})"
+            "name the runs to tabulate with --experiment NAME or --sweep ID "
+            f"(experiments with sweeps: {', '.join(with_sweeps) or 'none'})"
         )
-    return [with_sweeps[0].experiment_id]
+    return found
 
 
 def _cell_values(label: str | None) -> dict[str, str]:
@@ -129,22 +116,20 @@ def _cell_values(label: str | None) -> dict[str, str]:
     return dict(pair.partition("=")[::2] for pair in label.split(","))
 
 
-def _row(run: Any) -> dict[str, Any]:
-    tags = run.data.tags
-    metrics = run.data.metrics
+def _row(run: StoredRun) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "run_id": run.info.run_id,
-        "sweep": tags.get(tracking.TAG_SWEEP),
-        "cell": tags.get(tracking.TAG_CELL),
-        "status": run.info.status,
-        "failure": tags.get(tracking.TAG_FAILURE),
-        "objective": metrics.get("objective"),
+        "run_id": run.run_id,
+        "sweep": run.tags.get(tracking.TAG_SWEEP),
+        "cell": run.tags.get(tracking.TAG_CELL),
+        "status": run.status,
+        "failure": run.tags.get(tracking.TAG_FAILURE),
+        "objective": run.metrics.get(_OBJECTIVE),
     }
     # Grid keys without a tag of their own (mask_type, passion.kl_weight...) become columns too.
     row.update(_cell_values(row["cell"]))
-    row.update((key, value) for key, value in tags.items() if not key.startswith("mlflow."))
-    row.update(run.data.params)
-    row.update((key, value) for key, value in metrics.items() if key.startswith(_METRIC_PREFIX))
+    row.update((key, value) for key, value in run.tags.items() if not key.startswith("mlflow."))
+    row.update(run.params)
+    row.update((key, value) for key, value in run.metrics.items() if key.startswith(_METRIC_PREFIX))
     return row
 
 
@@ -158,10 +143,6 @@ def _apply_filters(runs: pd.DataFrame, filters: Mapping[str, tuple[str, ...]], a
             raise ConfigError(f"no selected trial run has {key} in ({', '.join(values)}): its values are {present}")
         runs = kept
     return runs
-
-
-def _sweep_ids(client: MlflowClient, experiment_ids: list[str]) -> set[str]:
-    return {run.data.tags[tracking.TAG_SWEEP] for run in _search(client, experiment_ids, _ANY_SWEEP)}
 
 
 def _planned_values(label: str) -> dict[str, str]:
@@ -191,13 +172,6 @@ def _missing_trials(runs: pd.DataFrame, plans: Mapping[str, tracking.SweepPlan],
     return pd.DataFrame.from_records(rows, columns=[*RUN_COLUMNS, *attributes])
 
 
-def _plan_position(plans: Mapping[str, tracking.SweepPlan], sweep: str, cell: str | None) -> int:
-    """Position of ``cell`` in its sweep's grid order (tables keep that order); -1 if unknown."""
-    plan = plans.get(sweep)
-    cells = list(plan.cells) if plan is not None else []
-    return cells.index(cell) if cell in cells else -1
-
-
 def load_trial_results(uri: str, selection: RunSelection) -> TrialResults:
     """Read the trial runs of ``selection`` and their sweeps' plans from the store at ``uri``.
 
@@ -210,30 +184,29 @@ def load_trial_results(uri: str, selection: RunSelection) -> TrialResults:
         PassionSweepError: if the tracking store cannot be read.
     """
     _check_store(uri)
-    client = MlflowClient(tracking_uri=uri)
-    try:
-        experiment_ids = _experiment_ids(client, selection)
-        query = f"tags.`{tracking.TAG_SWEEP}` = '{selection.sweep}'" if selection.sweep else _ANY_SWEEP
-        found = _search(client, experiment_ids, query)
-        if selection.sweep and not found:
-            raise _unknown("sweep", selection.sweep, _sweep_ids(client, experiment_ids), "--sweep")
-    except MlflowException as error:
-        raise PassionSweepError(f"cannot read the tracking store {uri}: {error.message.splitlines()[0]}") from None
+    reader = open_run_reader(uri, (_METRIC_PREFIX, _OBJECTIVE))
+    experiment_ids = _experiment_ids(reader, selection)
+    found = reader.sweep_runs(experiment_ids, sweep=selection.sweep)
+    if selection.sweep and not found:
+        known = {run.tags[tracking.TAG_SWEEP] for run in reader.sweep_runs(experiment_ids)}
+        raise _unknown("sweep", selection.sweep, known, "--sweep")
+    if selection.experiment is None and selection.sweep is None:
+        found = _only_experiment(reader, found)
     plans = {
-        run.data.tags[tracking.TAG_SWEEP]: plan
+        run.tags[tracking.TAG_SWEEP]: plan
         for run in found
-        if _PARENT not in run.data.tags and (plan := tracking.SweepPlan.from_tags(run.data.tags)) is not None
+        if _PARENT not in run.tags and (plan := tracking.SweepPlan.from_tags(run.tags)) is not None
     }
-    records = [_row(run) for run in found if _PARENT in run.data.tags]
+    records = [_row(run) for run in found if _PARENT in run.tags]
     runs = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=list(RUN_COLUMNS))
     attributes = [
         column for column in runs.columns if column not in RUN_COLUMNS and not column.startswith(_METRIC_PREFIX)
     ]
     missing = _missing_trials(runs, plans, attributes)
     runs = pd.concat([runs, missing], ignore_index=True)
-    runs["cell_order"] = [
-        _plan_position(plans, sweep, cell) for sweep, cell in zip(runs["sweep"], runs["cell"], strict=True)
-    ]
+    # Position of each run's cell in its sweep's grid: tables keep that order (-1 if unknown).
+    positions = {(sweep, cell): index for sweep, plan in plans.items() for index, cell in enumerate(plan.cells)}
+    runs["cell_order"] = [positions.get(key, -1) for key in zip(runs["sweep"], runs["cell"], strict=True)]
     runs = _apply_filters(runs, selection.filters, attributes)
     if runs.empty:
         raise ConfigError(

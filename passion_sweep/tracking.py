@@ -18,12 +18,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-from mlflow.entities import Metric, Param
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING, Any
 
 from trainables.config import RunConfig
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 __all__ = [
     "IDENTITY_FILE",
@@ -136,6 +136,9 @@ class SweepPlan:
 
 @lru_cache(maxsize=4)
 def _client(uri: str) -> MlflowClient:
+    # MLflow is imported on first use (2 s): reading tables from a sqlite store never needs it.
+    from mlflow.tracking import MlflowClient
+
     return MlflowClient(tracking_uri=uri)
 
 
@@ -268,12 +271,16 @@ def open_trial_run(
         _PARENT: tracking.parent_run_id,
     }
     run = client.create_run(tracking.experiment_id, run_name=run_name, tags=all_tags)
+    from mlflow.entities import Param
+
     client.log_batch(run.info.run_id, params=[Param(key, value) for key, value in params.items()])
     return run.info.run_id
 
 
 def log_metrics(tracking: SweepTracking, run_id: str, metrics: Mapping[str, float], *, step: int) -> None:
     """Log finite ``metrics`` at ``step`` (names made valid for MLflow)."""
+    from mlflow.entities import Metric
+
     now = int(time.time() * 1000)
     batch = [
         Metric(metric_name(name), float(value), now, step) for name, value in metrics.items() if math.isfinite(value)

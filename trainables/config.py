@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from trainables.data.datasets import MASK_TYPES
 from trainables.errors import ConfigError
+from trainables.modalities import MASK_TYPES
 from trainables.passion.config import PassionConfig
 
 __all__ = ["DataConfig", "ModelConfig", "TrainConfig", "RunConfig"]

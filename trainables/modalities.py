@@ -1,4 +1,4 @@
-"""Modalities, the 15 modality subsets and the evaluation regions.
+"""Modalities, the 15 modality subsets, the training mask types and the evaluation regions.
 
 Every tensor with a modality axis uses the channel order of :data:`MODALITIES`.
 Subset ids follow the PASSION reference (they are the ``mask_id`` of split CSVs).
@@ -12,6 +12,7 @@ __all__ = [
     "NUM_MODALITIES",
     "NUM_CLASSES",
     "REGIONS",
+    "MASK_TYPES",
     "SUBSET_MASKS",
     "subset_id",
     "subset_name",
@@ -23,6 +24,9 @@ MODALITIES: tuple[str, ...] = ("flair", "t1ce", "t1", "t2")
 NUM_MODALITIES = len(MODALITIES)
 NUM_CLASSES = 4  # background, NCR/NET, ED, ET (BraTS label 4 is stored as 3)
 REGIONS: tuple[str, ...] = ("WT", "TC", "ET", "ETpp")
+# How training draws the available modalities: a case's fixed availability (idt), one
+# subset of it per iteration (idt_drop), or any subset of complete data (pdt).
+MASK_TYPES: tuple[str, ...] = ("idt", "idt_drop", "pdt")
 
 # Presence masks (flair, t1ce, t1, t2) in the reference's subset id order.
 SUBSET_MASKS: tuple[tuple[bool, ...], ...] = (

@@ -1,57 +1,46 @@
 """BraTS data: phantom synthesis, preprocessing, splits, checks and torch datasets.
 
-See the README, section "Data", for the commands and file formats.
+See the README, section "Data", for the commands and file formats. Names are imported
+on first use (PEP 562), so that light modules (splits, atomic writes) do not pull in
+torch through this package: ``passion-sweep table`` and spec checks start in a second.
 """
 
 from __future__ import annotations
 
-from trainables.data.augment import Augmentation
-from trainables.data.check import CaseCheck, DatasetReport, check_dataset
-from trainables.data.datasets import MASK_TYPES, TrainingDataset, VolumeDataset, read_case_arrays
-from trainables.data.layout import ManifestRow, read_case_list, read_manifest
-from trainables.data.nifti import CaseFiles, find_cases, read_case
-from trainables.data.phantom import CONTRAST, synthesize_dataset
-from trainables.data.prepare import MIN_CROP_SIZE, crop_box, prepare_dataset, preprocess_case
-from trainables.data.splits import (
-    REFERENCE_SEED,
-    MissingRateSplit,
-    allocate_missing_modalities,
-    parse_missing_rates,
-    read_split_csv,
-    reference_pattern_counts,
-    split_cases,
-    write_missing_rate_split,
-    write_split_csv,
-)
+from trainables.lazy import lazy_exports
 
-__all__ = [
-    "Augmentation",
-    "CaseCheck",
-    "DatasetReport",
-    "check_dataset",
-    "MASK_TYPES",
-    "TrainingDataset",
-    "VolumeDataset",
-    "read_case_arrays",
-    "ManifestRow",
-    "read_case_list",
-    "read_manifest",
-    "CaseFiles",
-    "find_cases",
-    "read_case",
-    "CONTRAST",
-    "synthesize_dataset",
-    "MIN_CROP_SIZE",
-    "crop_box",
-    "prepare_dataset",
-    "preprocess_case",
-    "REFERENCE_SEED",
-    "MissingRateSplit",
-    "allocate_missing_modalities",
-    "parse_missing_rates",
-    "read_split_csv",
-    "reference_pattern_counts",
-    "split_cases",
-    "write_missing_rate_split",
-    "write_split_csv",
-]
+# Public name to the submodule that defines it.
+_EXPORTS: dict[str, str] = {
+    "Augmentation": "augment",
+    "CaseCheck": "check",
+    "DatasetReport": "check",
+    "check_dataset": "check",
+    "MASK_TYPES": "datasets",
+    "TrainingDataset": "datasets",
+    "VolumeDataset": "datasets",
+    "read_case_arrays": "datasets",
+    "ManifestRow": "layout",
+    "read_case_list": "layout",
+    "read_manifest": "layout",
+    "CaseFiles": "nifti",
+    "find_cases": "nifti",
+    "read_case": "nifti",
+    "CONTRAST": "phantom",
+    "synthesize_dataset": "phantom",
+    "MIN_CROP_SIZE": "prepare",
+    "crop_box": "prepare",
+    "prepare_dataset": "prepare",
+    "preprocess_case": "prepare",
+    "REFERENCE_SEED": "splits",
+    "MissingRateSplit": "splits",
+    "allocate_missing_modalities": "splits",
+    "parse_missing_rates": "splits",
+    "read_split_csv": "splits",
+    "reference_pattern_counts": "splits",
+    "split_cases": "splits",
+    "write_missing_rate_split": "splits",
+    "write_split_csv": "splits",
+}
+
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -27,11 +27,9 @@ from trainables.data.augment import (
 from trainables.data.layout import label_path, volume_path
 from trainables.data.splits import MissingRateSplit
 from trainables.errors import ConfigError, DataError
-from trainables.modalities import NUM_MODALITIES, SUBSET_MASKS, reachable_subset_ids
+from trainables.modalities import MASK_TYPES, NUM_MODALITIES, SUBSET_MASKS, reachable_subset_ids
 
 __all__ = ["MASK_TYPES", "TrainingDataset", "VolumeDataset", "read_case_arrays"]
-
-MASK_TYPES: tuple[str, ...] = ("idt", "idt_drop", "pdt")
 
 
 def read_case_arrays(data_dir: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
