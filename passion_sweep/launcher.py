@@ -27,14 +27,16 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.search import Searcher
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from passion_sweep import tracking
+from passion_sweep import shared_storage, tracking
+from passion_sweep.report import log_sweep_report
 from passion_sweep.search_space import cell_space, grid_cells, total_trials
 from passion_sweep.searcher import CellSearch, CellStudies
 from passion_sweep.spec import SPEC_FILE, SweepSpec, check_ready, load_spec, locate_sweep, save_spec
 from passion_sweep.trainable import OBJECTIVE, SweepContext, prepare_sweep_data, run_trial
 from trainables.data.atomic import ensure_directory
-from trainables.errors import ConfigError
+from trainables.errors import ConfigError, PassionSweepError
 
 __all__ = ["SweepOutcome", "run_sweep", "resume_sweep"]
 
@@ -197,14 +199,65 @@ def _ray_session(address: str | None) -> Iterator[None]:
         ray.shutdown()
 
 
+_STORAGE_CHECK_SECONDS = 120.0
+
+
+def _check_shared_storage(context: SweepContext) -> None:
+    """On a cluster of several nodes, refuse storage or data that some node does not see.
+
+    Every alive node runs :func:`~passion_sweep.shared_storage.unseen_paths` (pinned to
+    it, no CPU taken) against a marker the driver writes into the sweep folder.
+
+    Raises:
+        ConfigError: if a node does not see the sweep folder, the data or the sqlite store.
+        PassionSweepError: if a node does not answer in time.
+    """
+    nodes = [node for node in ray.nodes() if node["Alive"]]
+    if len(nodes) < 2:
+        return
+    paths = [str(context.data.root), *(str(path) for path in context.data.splits.values())]
+    uri = str(context.spec.tracking.uri)
+    if uri.startswith("sqlite:///"):
+        paths.append(str(Path(uri.removeprefix("sqlite:///")).parent))
+        logger.warning(
+            "%d nodes log to the sqlite store %s: on a cluster, run `passion-sweep tracking-server` "
+            "and set tracking.uri to its http:// address",
+            len(nodes),
+            uri,
+        )
+    check = ray.remote(num_cpus=0, max_retries=0)(shared_storage.unseen_paths)
+    marker = shared_storage.StorageMarker.write(context.directory)
+    try:
+        pending = {
+            f"{node['NodeManagerAddress']} (id {node['NodeID'][:8]})": check.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+            ).remote(marker, paths)
+            for node in nodes
+        }
+        try:
+            answers = dict(zip(pending, ray.get(list(pending.values()), timeout=_STORAGE_CHECK_SECONDS)))
+        except ray.exceptions.GetTimeoutError:
+            raise PassionSweepError(
+                f"not every node of the cluster answered the shared-storage check within "
+                f"{_STORAGE_CHECK_SECONDS:.0f} s: see `ray status` for nodes that are busy or lost"
+            ) from None
+        shared_storage.check_node_answers(context.spec.ray.storage_path, answers)
+    except PassionSweepError:
+        tracking.finish_sweep_tracking(context.tracking, status="FAILED")
+        raise
+    finally:
+        marker.remove()
+    logger.info("storage and data are shared by all %d nodes of the cluster", len(nodes))
+
+
 def _prepare(spec: SweepSpec, directory: Path, identity: tracking.SweepIdentity) -> SweepContext:
     data = prepare_sweep_data(spec, directory)
+    cells = tuple(grid_cells(spec))
+    plan = tracking.SweepPlan({cell.label: cell.trials for cell in cells}, spec.search.metric, spec.search.mode)
     sweep_tracking = tracking.start_sweep_tracking(
-        str(spec.tracking.uri), str(spec.tracking.experiment), identity, spec_file=directory / SPEC_FILE
+        str(spec.tracking.uri), str(spec.tracking.experiment), identity, spec_file=directory / SPEC_FILE, plan=plan
     )
-    return SweepContext(
-        spec=spec, directory=directory, cells=tuple(grid_cells(spec)), data=data, tracking=sweep_tracking
-    )
+    return SweepContext(spec=spec, directory=directory, cells=cells, data=data, tracking=sweep_tracking)
 
 
 def _trainable(context: SweepContext) -> Any:
@@ -267,6 +320,9 @@ def _fit(tuner: tune.Tuner, context: SweepContext, directory: Path) -> SweepOutc
         logger.info("deleted %d MLflow run(s) of trials that this sweep does not know", deleted)
     total = total_trials(context.cells)
     outcome = SweepOutcome(directory, total, results.num_terminated, results.num_errors, known)
+    attached = log_sweep_report(context.tracking)
+    if attached:
+        logger.info("comparison tables and plot attached to the sweep's MLflow run: %s", ", ".join(attached))
     tracking.finish_sweep_tracking(context.tracking, status="FINISHED" if outcome.complete else "KILLED")
     return outcome
 
@@ -299,6 +355,7 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None) -> SweepOutcome:
     context = _prepare(spec, directory, identity)
     logger.info("sweep %s: %d trials; results in %s", identity.sweep_id, total_trials(context.cells), directory)
     with _ray_session(address or spec.ray.address):
+        _check_shared_storage(context)
         return _fit(_new_tuner(context), context, directory)
 
 
@@ -321,6 +378,7 @@ def resume_sweep(target: str | Path, *, address: str | None = None) -> SweepOutc
     check_ready(spec)
     context = _prepare(spec, directory, tracking.SweepIdentity.load(directory))
     with _ray_session(address or spec.ray.address):
+        _check_shared_storage(context)
         if not tune.Tuner.can_restore(str(directory)):
             logger.info("sweep %s had not started any trial: starting it", spec.name)
             return _fit(_new_tuner(context), context, directory)

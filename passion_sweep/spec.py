@@ -34,7 +34,6 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from trainables.backbones import backbone_names
 from trainables.config import ModelConfig, RunConfig
 from trainables.data import parse_missing_rates
 from trainables.errors import ConfigError
@@ -83,6 +82,14 @@ _RESERVED_KEYS = {"model.backbone": "grid.backbone", "passion.enabled": "grid.me
 _DEFAULT_BACKBONE = ModelConfig().backbone
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SCALAR = bool | int | float | str
+
+
+def _backbone_names() -> list[str]:
+    """The registered backbones, imported here: they import torch, which reading a spec
+    (``passion-sweep table``, ``status``) does not need."""
+    from trainables.backbones import backbone_names
+
+    return backbone_names()
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -364,6 +371,18 @@ class RaySpec(_Section):
     keep_checkpoints: int = Field(2, ge=1)
     asha: AshaSpec | None = None
 
+    @field_validator("storage_path", mode="before")
+    @classmethod
+    def _file_system_path(cls, value: Any) -> Any:
+        # Trials and the driver write the sweep folder as files (splits, evaluation, the
+        # phantom): an object store must be mounted (s3fs, gcsfuse) rather than named by URI.
+        if isinstance(value, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
+            raise _problem(
+                f"expected a folder that every node mounts at the same path (NFS, or a bucket mounted with "
+                f"s3fs or gcsfuse), got the URI {value!r}"
+            )
+        return value
+
 
 class TrackingSpec(_Section):
     """MLflow: tracking URI (default ``sqlite:///<storage_path>/mlflow.db``) and experiment (default: ``name``)."""
@@ -441,7 +460,7 @@ class SweepSpec(_Section):
         return self
 
     def _check_grid_values(self) -> None:
-        known = [*backbone_names(), *PLANNED_BACKBONES]
+        known = [*_backbone_names(), *PLANNED_BACKBONES]
         for backbone in self.grid.get("backbone", [_DEFAULT_BACKBONE]):
             if backbone not in known:
                 raise _problem(f"grid.backbone: unknown backbone {backbone!r}{_closest(str(backbone), known)}")
@@ -676,7 +695,7 @@ def readiness_problems(spec: SweepSpec) -> list[str]:
         One message per problem; empty when the sweep can start.
     """
     problems = []
-    available = backbone_names()
+    available = _backbone_names()
     for backbone in spec.grid.get("backbone", [_DEFAULT_BACKBONE]):
         if backbone not in available:
             problems.append(f"grid.backbone: {backbone} is not implemented yet (available: {', '.join(available)})")

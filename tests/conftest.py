@@ -45,6 +45,12 @@ def prepared_phantom(phantom_raw: Path, tmp_path_factory: pytest.TempPathFactory
     return out
 
 
+@pytest.fixture(scope="session")
+def phantom_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A phantom cache shared by the session's sweeps (the first one generates it)."""
+    return tmp_path_factory.mktemp("phantom-cache")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread() -> Iterator[None]:
     """Run the tests on one torch thread: on their tiny tensors, thread start-up and (on a

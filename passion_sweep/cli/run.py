@@ -9,7 +9,7 @@ import click
 import optuna
 
 from passion_sweep.cli.options import existing_file, set_option
-from passion_sweep.spec import load_spec
+from passion_sweep.spec import SPEC_FILE, load_spec
 from passion_sweep.status import describe_plan, format_status, sweep_status
 from trainables.errors import TrainingError
 
@@ -20,7 +20,8 @@ __all__ = ["run", "resume", "status"]
 
 _address_option = click.option(
     "--address",
-    help="Ray cluster to run on, e.g. ray://head:10001 (default: the spec's ray.address, else a local Ray).",
+    help="Ray cluster to run on: auto (the cluster this machine belongs to) or HEAD:6379 "
+    "(default: the spec's ray.address, else a local Ray).",
 )
 
 
@@ -75,7 +76,19 @@ def resume(target: str, address: str | None) -> None:
 
 
 @click.command()
-@click.argument("target", metavar="NAME|PATH")
-def status(target: str) -> None:
-    """Print the trials by state, the best trial per grid cell, elapsed time and time left."""
+@click.argument("target", metavar="NAME|PATH|JOB_ID")
+@click.option("--address", help="With a JOB_ID (raysubmit_...): the Ray job server, e.g. http://HEAD:8265.")
+def status(target: str, address: str | None) -> None:
+    """Print the trials by state, the best trial per grid cell, elapsed time and time left.
+
+    Given a job id from `passion-sweep submit`, print the job's state first, then its sweep's.
+    """
+    if target.startswith("raysubmit_"):
+        from passion_sweep.jobs import dashboard_address, job_state
+
+        state = job_state(target, address=dashboard_address(address))
+        click.echo(f"job {state.job_id}: {state.status}" + (f" ({state.message})" if state.message else ""))
+        if state.sweep_dir is None or not (state.sweep_dir / SPEC_FILE).is_file():
+            return
+        target = str(state.sweep_dir)
     click.echo(format_status(sweep_status(target)))

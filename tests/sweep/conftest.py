@@ -41,12 +41,6 @@ def tiny_spec(storage: Path, *, cache: Path | None = None, **sections: Any) -> d
 
 
 @pytest.fixture(scope="session")
-def phantom_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A phantom cache shared by the session's sweeps (the first one generates it)."""
-    return tmp_path_factory.mktemp("phantom")
-
-
-@pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[str]:
     """A local Ray with 2 CPUs for the session; yields its address for other drivers."""
     import ray

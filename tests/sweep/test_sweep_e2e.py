@@ -99,7 +99,12 @@ def test_mlflow_has_one_parent_and_one_child_per_trial(crashed_sweep: Crashed) -
     parent, children = runs_of(spec)
     client = MlflowClient(str(spec.tracking.uri))
     assert parent.info.status == "FINISHED"
-    assert [item.path for item in client.list_artifacts(parent.info.run_id)] == ["spec.yaml"]
+    assert [item.path for item in client.list_artifacts(parent.info.run_id)] == ["spec.yaml", "tables"]
+    report = {Path(item.path).name for item in client.list_artifacts(parent.info.run_id, "tables")}
+    assert report == {"dice.md", "dice.csv", "hd95.md", "hd95.csv", "dice.png"}
+    table = Path(client.download_artifacts(parent.info.run_id, "tables/dice.md")).read_text()
+    assert "| baseline WT |" in table and "| passion WT |" in table, table
+    assert "best val/dice/WT (of up to 2)" in table, "the searched cell counts its best trial by validation"
     assert sorted(run.data.tags["ray.trial_id"] for run in children) == sorted(outcome.trial_ids)
     assert sorted(run.data.tags["method"] for run in children) == ["baseline", "passion", "passion"]
     subsets = [subset_name(mask) for mask in SUBSET_MASKS]
@@ -196,3 +201,6 @@ def test_a_trial_that_fails_for_good_is_marked_failed(ray_cluster: str, phantom_
     _, [run] = runs_of(parse_spec(values))
     assert run.info.status == "FAILED"
     assert "cuda:99" in run.data.tags["failure.reason"]
+    parent, _ = runs_of(parse_spec(values))
+    table = Path(MlflowClient(str(parse_spec(values).tracking.uri)).download_artifacts(parent.info.run_id, "tables/dice.md"))
+    assert "1 failed of 1 trials" in table.read_text(), "a failed trial is counted, not dropped"
