@@ -3,10 +3,10 @@
 Compares the evaluation schedule (each window encoded once, the fusion decoder run once
 per subset) with the naive one (the full model per subset and window, absent modalities
 zeroed), whose time is measured on one window and extrapolated, and checks on one
-subset that both give the same labels and Dice. The reference implementation takes
+subset that both give the same labels and Dice. The reference implementation (RFNet) takes
 about 1,140 s on a 2-core CPU machine; the target is at most 450 s.
 
-Usage: python benchmarks/evaluate.py [--backbone rfnet] [--width 8] [--patch-size 80]
+Usage: python benchmarks/evaluate.py [--backbone rfnet mmformer m2ftrans] [--width 8] [--patch-size 80]
        [--size 128] [--device cpu] [--threads 2] [--check-subset flair] [--quick]
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from trainables.backbones import Backbone, build_backbone
+from trainables.backbones import Backbone, backbone_names, build_backbone
 from trainables.data.phantom import synthesize_case
 from trainables.data.prepare import preprocess_case
 from trainables.evaluation.inference import naive_subset_probabilities, predict_all_subsets
@@ -37,7 +37,7 @@ TARGET_SECONDS = 450.0
 
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="rfnet")
+    parser.add_argument("--backbone", nargs="+", default=["rfnet", "mmformer", "m2ftrans"], choices=backbone_names())
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--patch-size", type=int, default=80)
     parser.add_argument("--size", type=int, default=128, help="edge of the evaluated volume")
@@ -80,7 +80,7 @@ def _time_ours(model: Backbone, image: Tensor, truth: Tensor, options: dict[str,
     ours_s = inference_s + dice_s
     print(
         f"ours:  {ours_s:8.1f} s (inference {inference_s:.1f} s, Dice {dice_s:.1f} s); "
-        f"ratio to the reference's {REFERENCE_SECONDS:.0f} s: {ours_s / REFERENCE_SECONDS:.2f} "
+        f"ratio to the RFNet reference's {REFERENCE_SECONDS:.0f} s: {ours_s / REFERENCE_SECONDS:.2f} "
         f"(target <= {TARGET_SECONDS / REFERENCE_SECONDS:.2f}, i.e. {TARGET_SECONDS:.0f} s)"
     )
     print(f"       HD95 of 4 regions x {len(labels)} subsets: {hd95_s:.1f} s more")
@@ -110,18 +110,14 @@ def _compare_with_naive(
     print(f"check {name}: {differing} voxels differ; Dice ours/naive {verdict}: {values}")
 
 
-def main() -> None:
-    args = _arguments()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def _evaluate_backbone(args: argparse.Namespace, backbone: str, image: Tensor, truth: Tensor) -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = build_backbone(args.backbone, width=args.width, patch_size=args.patch_size).to(device).eval()
-    image, truth = _phantom_volume(args.size)
+    model = build_backbone(backbone, width=args.width, patch_size=args.patch_size).to(device).eval()
     windows = _window_count(tuple(image.shape[1:]), args.patch_size, args.overlap)
     options = {"patch_size": args.patch_size, "overlap": args.overlap, "device": device}
     print(
-        f"{args.backbone} width {args.width}, patch {args.patch_size}, volume {'x'.join(map(str, image.shape[1:]))}, "
+        f"{backbone} width {args.width}, patch {args.patch_size}, volume {'x'.join(map(str, image.shape[1:]))}, "
         f"{windows} windows x {len(SUBSET_MASKS)} subsets, {device} ({torch.get_num_threads()} threads)"
     )
     corner = image[:, : args.patch_size, : args.patch_size, : args.patch_size]
@@ -133,7 +129,7 @@ def main() -> None:
     ours_s = _timed(predict_all_subsets, model, corner, **options)[1] * windows
     print(
         f"naive: {naive_s:8.1f} s inference (1 window x {len(SUBSET_MASKS)} subsets timed, x {windows} windows); "
-        f"ratio to the reference: {naive_s / REFERENCE_SECONDS:.2f}; ours, timed the same way: {ours_s:.1f} s, "
+        f"ratio to the RFNet reference: {naive_s / REFERENCE_SECONDS:.2f}; ours, timed the same way: {ours_s:.1f} s, "
         f"{naive_s / ours_s:.2f}x faster"
     )
     if not args.quick:
@@ -141,6 +137,16 @@ def main() -> None:
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
     if device.type == "cuda":
         print(f"peak CUDA memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def main() -> None:
+    args = _arguments()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    image, truth = _phantom_volume(args.size)
+    for backbone in args.backbone:
+        _evaluate_backbone(args, backbone, image, truth)
 
 
 if __name__ == "__main__":

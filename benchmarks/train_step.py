@@ -1,14 +1,15 @@
-"""Seconds per training step and peak memory, PASSION on and off.
+"""Seconds per training step and peak memory, PASSION on and off, for each backbone.
 
-RFNet at width 8, patch 80, batch 1, ``idt``, averaged over the availability masks
-flair+t1ce+t2, t1ce+t1 and flair alone (one untimed warm-up step first). Each method
-runs in its own process so that its peak resident memory (CPU) or peak allocated GPU
-memory (CUDA) is its own. Reference implementation on a 2-core CPU machine: 31 s per
-PASSION step with a 15 GiB peak, 8.7 s per baseline step. Target: at most half the
-time and at most 6 GiB for the PASSION step.
+Width 8, patch 80, batch 1, ``idt``, averaged over the availability masks
+flair+t1ce+t2, t1ce+t1 and flair alone (one untimed warm-up step first). Each backbone
+and method runs in its own process so that its peak resident memory (CPU) or peak
+allocated GPU memory (CUDA) is its own. Reference implementations on a 2-core CPU
+machine (PASSION step / baseline step, PASSION peak): RFNet 31 s / 8.7 s, 15 GiB;
+mmFormer 20.4 s / 7.7 s, 9.0 GiB; M2FTrans 23.3 s / 8.2 s, 11.6 GiB. Targets: at most
+half the reference time for the PASSION step, with a lower peak (RFNet: at most 6 GiB).
 
-Usage: python benchmarks/train_step.py [--backbone rfnet] [--width 8] [--patch-size 80]
-       [--device cpu|cuda] [--threads 2] [--repeats 1]
+Usage: python benchmarks/train_step.py [--backbone rfnet mmformer m2ftrans] [--width 8]
+       [--patch-size 80] [--device cpu|cuda] [--threads 2] [--repeats 1]
 """
 from __future__ import annotations
 
@@ -21,34 +22,45 @@ import time
 
 import torch
 
-from trainables.backbones import build_backbone
+from trainables.backbones import backbone_names, build_backbone
 from trainables.passion import PassionConfig, training_step
 
-MASKS = {"flair+t1ce+t2": (True, True, False, True), "t1ce+t1": (False, True, True, False), "flair": (True, False, False, False)}
-REFERENCE = {"passion": {"seconds": 31.0, "peak_gib": 15.0}, "baseline": {"seconds": 8.7, "peak_gib": None}}
-TARGET = {"seconds_ratio": 0.5, "peak_gib": 6.0}
+MASKS = {
+    "flair+t1ce+t2": (True, True, False, True),
+    "t1ce+t1": (False, True, True, False),
+    "flair": (True, False, False, False),
+}
+METHODS = ("passion", "baseline")
+# Reference implementations, 2-core CPU, width 8, patch 80: seconds per step, PASSION peak GiB.
+REFERENCE = {
+    "rfnet": {"passion": 31.0, "baseline": 8.7, "peak_gib": 15.0},
+    "mmformer": {"passion": 20.4, "baseline": 7.7, "peak_gib": 9.0},
+    "m2ftrans": {"passion": 23.3, "baseline": 8.2, "peak_gib": 11.6},
+}
+TARGET_SECONDS_RATIO = 0.5
+TARGET_PEAK_GIB = {"rfnet": 6.0}  # others: below the reference's peak
 
 
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="rfnet")
+    parser.add_argument("--backbone", nargs="+", default=list(REFERENCE), choices=backbone_names())
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--patch-size", type=int, default=80)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--repeats", type=int, default=1, help="timed rounds over the three masks")
-    parser.add_argument("--method", choices=("passion", "baseline"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=2, metavar=("BACKBONE", "METHOD"), help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
-def _measure(args: argparse.Namespace) -> dict[str, float]:
-    """Time steps of one method in this process; return seconds per step and peak GiB."""
+def _measure(args: argparse.Namespace, backbone: str, method: str) -> dict[str, float]:
+    """Time steps of one backbone and method in this process; return seconds per step and peak GiB."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
-    model = build_backbone(args.backbone, width=args.width, patch_size=args.patch_size).to(device).train()
+    model = build_backbone(backbone, width=args.width, patch_size=args.patch_size).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=1e-4, amsgrad=True)
-    config = PassionConfig(enabled=args.method == "passion")
+    config = PassionConfig(enabled=method == "passion")
     size = args.patch_size
 
     def step(mask_values: tuple[bool, ...]) -> float:
@@ -82,33 +94,45 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _run_method(method: str) -> dict[str, float]:
-    command = [sys.executable, __file__, *sys.argv[1:], "--method", method]
+def _run(backbone: str, method: str) -> dict[str, float]:
+    command = [sys.executable, __file__, *sys.argv[1:], "--measure", backbone, method]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
+def _verdict(backbone: str, results: dict[str, dict[str, float]]) -> str:
+    reference = REFERENCE[backbone]
+    passion = results["passion"]
+    ratio = passion["seconds"] / reference["passion"]
+    peak_limit = TARGET_PEAK_GIB.get(backbone, reference["peak_gib"])
+    time_ok = ratio <= TARGET_SECONDS_RATIO
+    peak_ok = passion["peak_gib"] <= peak_limit if backbone in TARGET_PEAK_GIB else passion["peak_gib"] < peak_limit
+    return (
+        f"  vs reference: PASSION {ratio:.2f} of {reference['passion']} s (target <= {TARGET_SECONDS_RATIO}: "
+        f"{'met' if time_ok else 'MISSED'}), peak {passion['peak_gib']:.1f} GiB vs {reference['peak_gib']} GiB "
+        f"(target {'<=' if backbone in TARGET_PEAK_GIB else '<'} {peak_limit}: {'met' if peak_ok else 'MISSED'}), "
+        f"baseline {results['baseline']['seconds'] / reference['baseline']:.2f} of {reference['baseline']} s"
+    )
+
+
 def main() -> None:
     args = _arguments()
-    if args.method:
-        print(json.dumps(_measure(args)))
+    if args.measure:
+        print(json.dumps(_measure(args, *args.measure)))
         return
     memory = "peak GPU memory allocated" if args.device.startswith("cuda") else "peak RSS"
-    print(f"{args.backbone} width {args.width}, patch {args.patch_size}^3, batch 1, idt, device {args.device}, "
+    comparable = args.device == "cpu" and args.width == 8 and args.patch_size == 80
+    print(f"width {args.width}, patch {args.patch_size}^3, batch 1, idt, device {args.device}, "
           f"{args.threads} threads; masks: {', '.join(MASKS)}")
-    results = {method: _run_method(method) for method in ("passion", "baseline")}
-    for method, result in results.items():
-        per_mask = ", ".join(f"{name} {value:.2f}s" for name, value in zip(MASKS, result["per_mask"]))
-        line = f"{method:>8}: {result['seconds']:.2f} s/step ({per_mask}), {memory} {result['peak_gib']:.2f} GiB"
-        reference = REFERENCE[method]
-        if args.device == "cpu" and args.width == 8 and args.patch_size == 80 and args.backbone == "rfnet":
-            line += f"; vs reference {reference['seconds']} s: ratio {result['seconds'] / reference['seconds']:.2f}"
-            if reference["peak_gib"]:
-                line += f", memory ratio {result['peak_gib'] / reference['peak_gib']:.2f}"
-        print(line)
-    passion = results["passion"]
-    print(f"PASSION / baseline step time: {passion['seconds'] / results['baseline']['seconds']:.2f}")
-    print(f"target: PASSION step <= {TARGET['seconds_ratio'] * REFERENCE['passion']['seconds']:.1f} s and <= {TARGET['peak_gib']} GiB (CPU)")
+    for backbone in args.backbone:
+        results = {method: _run(backbone, method) for method in METHODS}
+        print(f"{backbone}:")
+        for method, result in results.items():
+            per_mask = ", ".join(f"{name} {value:.2f}s" for name, value in zip(MASKS, result["per_mask"], strict=True))
+            print(f"  {method:>8}: {result['seconds']:.2f} s/step ({per_mask}), {memory} {result['peak_gib']:.2f} GiB")
+        print(f"  PASSION / baseline step time: {results['passion']['seconds'] / results['baseline']['seconds']:.2f}")
+        if comparable:
+            print(_verdict(backbone, results))
 
 
 if __name__ == "__main__":

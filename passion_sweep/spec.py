@@ -40,7 +40,6 @@ from trainables.errors import ConfigError
 from trainables.passion.config import METHODS
 
 __all__ = [
-    "PLANNED_BACKBONES",
     "GRID_SHORTCUTS",
     "SPEC_FILE",
     "DataSpec",
@@ -65,9 +64,6 @@ __all__ = [
 ]
 
 SPEC_FILE = "spec.yaml"
-# Backbones of the paper that are not registered yet: named here so that a spec using
-# them validates (and dry-runs) while `run` refuses it with a clear message.
-PLANNED_BACKBONES: tuple[str, ...] = ("mmformer", "m2ftrans")
 # Grid keys that stand for a run-config key; any other grid key is `section.key`.
 GRID_SHORTCUTS: dict[str, str] = {
     "backbone": "model.backbone",
@@ -460,7 +456,7 @@ class SweepSpec(_Section):
         return self
 
     def _check_grid_values(self) -> None:
-        known = [*_backbone_names(), *PLANNED_BACKBONES]
+        known = _backbone_names()
         for backbone in self.grid.get("backbone", [_DEFAULT_BACKBONE]):
             if backbone not in known:
                 raise _problem(f"grid.backbone: unknown backbone {backbone!r}{_closest(str(backbone), known)}")
@@ -689,16 +685,12 @@ def save_spec(spec: SweepSpec, path: Path) -> None:
 
 
 def readiness_problems(spec: SweepSpec) -> list[str]:
-    """What would stop this spec from running here: missing data, unimplemented backbones.
+    """What would stop this spec from running here: missing data or split files.
 
     Returns:
         One message per problem; empty when the sweep can start.
     """
     problems = []
-    available = _backbone_names()
-    for backbone in spec.grid.get("backbone", [_DEFAULT_BACKBONE]):
-        if backbone not in available:
-            problems.append(f"grid.backbone: {backbone} is not implemented yet (available: {', '.join(available)})")
     if spec.data.path is not None:
         if not spec.data.path.is_dir():
             problems.append(f"data.path: {spec.data.path} does not exist; prepare it with passion-sweep data prepare")

@@ -92,7 +92,7 @@ def test_a_subset_selection_keeps_its_order(toy_model: ToyBackbone, image: torch
 @pytest.mark.parametrize(
     ("options", "error", "pattern"),
     [
-        ({"patch_size": 12}, ConfigError, "patch_size must be a positive multiple of 8.*got 12"),
+        ({"patch_size": 12}, ConfigError, "patch_size must be a multiple of 8 and at least 16.*got 12"),
         ({"overlap": 1.0}, ConfigError, r"overlap must be >= 0 and < 1, got 1.0"),
         ({"subset_batch_size": 0}, ConfigError, "subset_batch_size must be >= 1, got 0"),
         ({"subsets": [(False, False, False, False)]}, ConfigError, "bad subset"),

@@ -179,7 +179,6 @@ def test_readiness_problems(tmp_path: Path) -> None:
         grid={"backbone": ["rfnet", "mmformer"], "method": ["baseline", "passion"]},
     )
     problems = readiness_problems(parse_spec(values))
-    assert any(re.search(r"grid\.backbone: mmformer is not implemented yet \(available: .*rfnet", p) for p in problems)
     assert any(re.search(r"data\.path: .*absent does not exist", problem) for problem in problems)
     assert any(re.search(r"splits\.own\.csv: .*own\.csv does not exist", problem) for problem in problems)
     assert readiness_problems(parse_spec(tiny_spec(tmp_path))) == []
@@ -211,10 +210,11 @@ def test_table1_dry_run_works_without_data_but_run_refuses(tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["run", str(EXPERIMENTS / "table1.yaml"), "--dry-run", *storage])
     assert result.exit_code == 0, result.output
     assert "48 grid cells, 48 trials" in result.output
-    assert "not ready: grid.backbone: mmformer is not implemented yet" in result.output
+    assert re.search(r"\n  32 +m2ftrans +mr2468 +baseline", result.output), "every backbone is registered"
+    assert "not ready: data.path:" in result.output
     refused = CliRunner().invoke(main, ["run", str(EXPERIMENTS / "table1.yaml"), *storage])
     assert refused.exit_code == 2
     assert re.match(
-        r"error: sweep table1 cannot start: grid\.backbone: mmformer is not implemented yet", refused.output
+        r"error: sweep table1 cannot start: data\.path: .*BRATS2020_Training_none_npy does not exist", refused.output
     )
     assert not (tmp_path / "table1").exists(), "nothing starts before the spec is ready"

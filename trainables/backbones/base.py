@@ -14,7 +14,6 @@ import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from trainables.errors import ConfigError
@@ -61,13 +60,24 @@ class Backbone(nn.Module):
         super().__init__()
         if width < 1:
             raise ConfigError(f"width must be >= 1, got {width}")
-        if patch_size < self.size_divisor or patch_size % self.size_divisor:
-            raise ConfigError(
-                f"patch_size must be a positive multiple of {self.size_divisor} for "
-                f"{type(self).__name__}, got {patch_size}"
-            )
+        self.check_patch_size(patch_size)
         self.width = width
         self.patch_size = patch_size
+
+    def check_patch_size(self, patch_size: int) -> None:
+        """Refuse a training or inference patch this backbone cannot take.
+
+        Raises:
+            ConfigError: unless ``patch_size`` is a multiple of :attr:`size_divisor` and
+                at least twice it (a one-voxel bottleneck can be neither instance-normalised
+                nor reflect-padded).
+        """
+        smallest = 2 * self.size_divisor
+        if patch_size < smallest or patch_size % self.size_divisor:
+            raise ConfigError(
+                f"patch_size must be a multiple of {self.size_divisor} and at least {smallest} for "
+                f"{type(self).__name__}, got {patch_size}"
+            )
 
     def encode(self, images: Tensor, modality: int) -> list[Tensor]:
         """Encode one modality.

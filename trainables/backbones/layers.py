@@ -33,15 +33,16 @@ class _InstanceNormLeakyReLU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        # Few passes over the (large) maps, in place where possible: this runs after every conv.
         y, inv_std = ctx.saved_tensors
-        spatial = tuple(range(2, y.dim()))
-        positive = y >= 0
-        normalised = torch.where(positive, y, y / ctx.slope)
-        grad_normalised = torch.where(positive, grad, grad * ctx.slope)
-        mean_grad = grad_normalised.mean(dim=spatial, keepdim=True)
-        mean_grad_normalised = (grad_normalised * normalised).mean(dim=spatial, keepdim=True)
-        grad_x = (grad_normalised - mean_grad - normalised * mean_grad_normalised) * inv_std
-        return grad_x, None, None
+        voxels = y[0, 0].numel()
+        grad_normalised = torch.ops.aten.leaky_relu_backward(grad, y, ctx.slope, True)
+        normalised = torch.nn.functional.leaky_relu(y, 1 / ctx.slope)  # the activation's inverse
+        mean_grad = grad_normalised.mean(dim=tuple(range(2, y.dim())), keepdim=True)
+        # grad_normalised * normalised equals grad * y: the activation's slopes cancel.
+        mean_grad_normalised = torch.einsum("ncs,ncs->nc", grad.flatten(2), y.flatten(2)).div_(voxels)
+        grad_x = grad_normalised.sub_(mean_grad).addcmul_(normalised, mean_grad_normalised.view_as(mean_grad), value=-1)
+        return grad_x.mul_(inv_std), None, None
 
 
 def instance_norm_leaky_relu(x: Tensor, *, slope: float = _NEGATIVE_SLOPE, eps: float = _NORM_EPS) -> Tensor:

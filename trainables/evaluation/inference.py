@@ -184,11 +184,7 @@ def _sliding_window(
     """
     if image.dim() != 4 or image.shape[0] != NUM_MODALITIES:
         raise DataError(f"a volume must be {NUM_MODALITIES} x H x W x D, got shape {tuple(image.shape)}")
-    if patch_size < model.size_divisor or patch_size % model.size_divisor:
-        raise ConfigError(
-            f"patch_size must be a positive multiple of {model.size_divisor} for "
-            f"{type(model).__name__}, got {patch_size}"
-        )
+    model.check_patch_size(patch_size)
     if not 0 <= overlap < 1:
         raise ConfigError(f"overlap must be >= 0 and < 1, got {overlap}")
     if sw_batch_size < 1:
