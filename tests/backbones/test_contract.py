@@ -140,3 +140,10 @@ def test_parameter_count_at_the_reference_size(name: str) -> None:
     print(f"{name}: {count:,} parameters at width 8, patch 80")
     assert name in PARAMETERS_AT_WIDTH_8, f"record {name}'s {count:,} parameters in PARAMETERS_AT_WIDTH_8"
     assert count == PARAMETERS_AT_WIDTH_8[name]
+
+
+@pytest.mark.parametrize("name", backbone_names())
+def test_rejects_a_width_below_its_smallest(name: str) -> None:
+    smallest = build_backbone(name, width=WIDTH, patch_size=patch_sizes(name)[0]).min_width
+    with pytest.raises(ConfigError, match=rf"width must be >= {smallest} for \w+, got {smallest - 1}"):
+        build_backbone(name, width=smallest - 1, patch_size=patch_sizes(name)[0])

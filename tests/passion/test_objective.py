@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainables.backbones import build_backbone
+from trainables.backbones import backbone_names, build_backbone
 from trainables.passion import LossTerms, PassionConfig, combine_loss_terms, training_step
 from trainables.passion.losses import prototype_distillation, segmentation_loss, shared_classes, temperature_kl
 from trainables.passion.losses import upsample_probabilities
@@ -16,7 +16,7 @@ def naive_loss_terms(model, images, labels, *, fusion_mask, counted, config) -> 
     sample, then the terms of absent modalities multiplied by zero."""
     target = F.one_hot(labels, 4).movedim(-1, 1).to(images.dtype)
     per_modality = [model.encode(images[:, m : m + 1], m) for m in range(4)]
-    features = [torch.stack([levels[level] for levels in per_modality], dim=1) for level in range(4)]
+    features = [torch.stack(levels, dim=1) for levels in zip(*per_modality, strict=True)]
     weights = counted.to(images.dtype)
 
     def seg_with_aux(output):
@@ -66,13 +66,17 @@ def gradients(model) -> dict[str, torch.Tensor]:
     return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
+@pytest.mark.parametrize("name", backbone_names())
 @pytest.mark.parametrize("enabled", [True, False])
-def test_training_step_matches_naive_computation(enabled: bool) -> None:
+def test_training_step_matches_naive_computation(name: str, enabled: bool) -> None:
     torch.manual_seed(3)
-    model = build_backbone("rfnet", width=4, patch_size=16).double()
+    width = max(2, build_backbone(name, width=4, patch_size=32).min_width)  # float64 is slow: keep it narrow
+    # eval(): the same computation without dropout's random masks (the norms use instance statistics either way).
+    model = build_backbone(name, width=width, patch_size=32).double().eval()
+    size = 2 * model.size_divisor
     availability = torch.tensor([[True, False, True, True], [False, True, False, False], [True, True, True, True]])
-    images = torch.randn(3, 4, 16, 16, 16, dtype=torch.float64) * availability[..., None, None, None]
-    labels = torch.randint(0, 4, (3, 16, 16, 16))
+    images = torch.randn(3, 4, size, size, size, dtype=torch.float64) * availability[..., None, None, None]
+    labels = torch.randint(0, 4, (3, size, size, size))
     config = PassionConfig(enabled=enabled)
     masks = {"fusion_mask": availability, "counted": availability}
 

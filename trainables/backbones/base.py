@@ -55,11 +55,12 @@ class Backbone(nn.Module):
 
     has_separate_decoder: bool = False
     size_divisor: int = 8  # input edges must be multiples of this (the total downsampling)
+    min_width: int = 1  # smallest base width whose every layer keeps at least one channel
 
     def __init__(self, *, width: int, patch_size: int) -> None:
         super().__init__()
-        if width < 1:
-            raise ConfigError(f"width must be >= 1, got {width}")
+        if width < self.min_width:
+            raise ConfigError(f"width must be >= {self.min_width} for {type(self).__name__}, got {width}")
         self.check_patch_size(patch_size)
         self.width = width
         self.patch_size = patch_size

@@ -135,6 +135,7 @@ class RFNet(Backbone):
     """RFNet with base width ``width`` (reference 8) for ``patch_size`` patches (reference 80)."""
 
     has_separate_decoder = True
+    min_width = 4  # the region probability heads reduce the finest level's channels by 4
 
     def __init__(self, *, width: int = 8, patch_size: int = 80) -> None:
         super().__init__(width=width, patch_size=patch_size)
