@@ -88,6 +88,13 @@ def _backbone_names() -> list[str]:
     return backbone_names()
 
 
+def _check_model_options(backbone: str, *, width: int, patch_size: int) -> None:
+    """Whether ``backbone`` takes this width and patch size (imported here, as above)."""
+    from trainables.backbones import backbone_class
+
+    backbone_class(backbone).check_options(width=width, patch_size=patch_size)
+
+
 class _YamlLoader(yaml.SafeLoader):
     """YAML 1.1 safe loader that also reads ``2e-4`` (no dot) as a float, as YAML 1.2 does."""
 
@@ -498,6 +505,14 @@ class SweepSpec(_Section):
                 self.run_config({key: value})
             except ConfigError as error:
                 raise _problem(f"{where}: {value!r} is not valid: {error}") from None
+        model = self.run_config({}).model
+        for backbone in self.grid.get("backbone", [model.backbone]):
+            for width in self.grid.get("model.width", [model.width]):
+                for patch_size in self.grid.get("model.patch_size", [model.patch_size]):
+                    try:
+                        _check_model_options(backbone, width=width, patch_size=patch_size)
+                    except ConfigError as error:
+                        raise _problem(f"model: {error}") from None
 
     @property
     def searched(self) -> bool:

@@ -177,6 +177,7 @@ def test_readiness_problems(tmp_path: Path) -> None:
         data={"path": str(tmp_path / "absent")},
         splits={"own": {"csv": str(tmp_path / "own.csv")}},
         grid={"backbone": ["rfnet", "mmformer"], "method": ["baseline", "passion"]},
+        model={"width": 4, "patch_size": 32},
     )
     problems = readiness_problems(parse_spec(values))
     assert any(re.search(r"data\.path: .*absent does not exist", problem) for problem in problems)
@@ -218,3 +219,13 @@ def test_table1_dry_run_works_without_data_but_run_refuses(tmp_path: Path) -> No
         r"error: sweep table1 cannot start: data\.path: .*BRATS2020_Training_none_npy does not exist", refused.output
     )
     assert not (tmp_path / "table1").exists(), "nothing starts before the spec is ready"
+
+
+def test_every_backbone_must_take_the_width_and_patch_size(tmp_path: Path) -> None:
+    methods = ["baseline", "passion"]
+    values = tiny_spec(tmp_path, grid={"backbone": ["rfnet", "mmformer"], "method": methods}, model={"patch_size": 24})
+    with pytest.raises(ConfigError, match=r"model: patch_size must be a multiple of 16 and at least 32 for MMFormer"):
+        parse_spec(values)
+    values = tiny_spec(tmp_path, grid={"backbone": ["rfnet"], "method": methods, "model.width": [2, 4]})
+    with pytest.raises(ConfigError, match=r"model: width must be >= 4 for RFNet, got 2"):
+        parse_spec(values)

@@ -6,6 +6,13 @@ from trainables.backbones import (
     mmformer,  # noqa: F401  (registers "mmformer")
     rfnet,  # noqa: F401  (registers "rfnet")
 )
-from trainables.backbones.base import Backbone, FusionOutput, backbone_names, build_backbone, register_backbone
+from trainables.backbones.base import (
+    Backbone,
+    FusionOutput,
+    backbone_class,
+    backbone_names,
+    build_backbone,
+    register_backbone,
+)
 
-__all__ = ["Backbone", "FusionOutput", "backbone_names", "build_backbone", "register_backbone"]
+__all__ = ["Backbone", "FusionOutput", "backbone_class", "backbone_names", "build_backbone", "register_backbone"]

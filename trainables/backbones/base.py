@@ -24,6 +24,7 @@ __all__ = [
     "FusionOutput",
     "register_backbone",
     "build_backbone",
+    "backbone_class",
     "backbone_names",
 ]
 
@@ -59,13 +60,23 @@ class Backbone(nn.Module):
 
     def __init__(self, *, width: int, patch_size: int) -> None:
         super().__init__()
-        if width < self.min_width:
-            raise ConfigError(f"width must be >= {self.min_width} for {type(self).__name__}, got {width}")
-        self.check_patch_size(patch_size)
+        self.check_options(width=width, patch_size=patch_size)
         self.width = width
         self.patch_size = patch_size
 
-    def check_patch_size(self, patch_size: int) -> None:
+    @classmethod
+    def check_options(cls, *, width: int, patch_size: int) -> None:
+        """Refuse a width or patch size this backbone cannot take (checked by specs before a sweep).
+
+        Raises:
+            ConfigError: if ``width`` is below :attr:`min_width`, or see :meth:`check_patch_size`.
+        """
+        if width < cls.min_width:
+            raise ConfigError(f"width must be >= {cls.min_width} for {cls.__name__}, got {width}")
+        cls.check_patch_size(patch_size)
+
+    @classmethod
+    def check_patch_size(cls, patch_size: int) -> None:
         """Refuse a training or inference patch this backbone cannot take.
 
         Raises:
@@ -73,11 +84,11 @@ class Backbone(nn.Module):
                 at least twice it (a one-voxel bottleneck can be neither instance-normalised
                 nor reflect-padded).
         """
-        smallest = 2 * self.size_divisor
-        if patch_size < smallest or patch_size % self.size_divisor:
+        smallest = 2 * cls.size_divisor
+        if patch_size < smallest or patch_size % cls.size_divisor:
             raise ConfigError(
-                f"patch_size must be a multiple of {self.size_divisor} and at least {smallest} for "
-                f"{type(self).__name__}, got {patch_size}"
+                f"patch_size must be a multiple of {cls.size_divisor} and at least {smallest} for "
+                f"{cls.__name__}, got {patch_size}"
             )
 
     def encode(self, images: Tensor, modality: int) -> list[Tensor]:
@@ -160,8 +171,8 @@ def backbone_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_backbone(name: str, *, width: int = 8, patch_size: int = 80) -> Backbone:
-    """Instantiate a registered backbone.
+def backbone_class(name: str) -> type[Backbone]:
+    """The class registered as ``name``.
 
     Raises:
         ConfigError: for an unknown name (the message suggests the closest one).
@@ -169,7 +180,15 @@ def build_backbone(name: str, *, width: int = 8, patch_size: int = 80) -> Backbo
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(
-            f"unknown backbone {name!r}{hint}; available: {', '.join(backbone_names())}"
-        )
-    return _REGISTRY[name](width=width, patch_size=patch_size)
+        raise ConfigError(f"unknown backbone {name!r}{hint}; available: {', '.join(backbone_names())}")
+    return _REGISTRY[name]
+
+
+def build_backbone(name: str, *, width: int = 8, patch_size: int = 80) -> Backbone:
+    """Instantiate a registered backbone.
+
+    Raises:
+        ConfigError: for an unknown name (the message suggests the closest one), or a
+            width or patch size it cannot take.
+    """
+    return backbone_class(name)(width=width, patch_size=patch_size)
