@@ -22,7 +22,7 @@ $(STAMP): setup.py
 
 install: $(STAMP)
 
-# The demo sweep end to end (about 7 minutes on 2 cores): each run is a new sweep
+# The demo sweep end to end (about 6 minutes on 2 cores): each run is a new sweep
 # under $(DEMO_DIR); the last lines say where the results are and how to browse them.
 demo: $(STAMP)
 	$(BIN)/passion-sweep run experiments/demo.yaml --set ray.storage_path=$(DEMO_DIR) \
