@@ -8,7 +8,6 @@ child run holds its tags, params and final ``test/<metric>/<subset>/<region>`` v
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,8 +18,9 @@ import pandas as pd
 
 from passion_sweep import tracking
 from passion_sweep.errors import ConfigError
-from passion_sweep.run_store import RunReader, StoredRun, open_run_reader
+from passion_sweep.run_store import StoredRun, open_run_reader
 from passion_sweep.spec import GRID_SHORTCUTS, RaySpec
+from trainables.errors import did_you_mean
 
 __all__ = ["RunSelection", "TrialResults", "load_trial_results", "default_tracking_uri", "RUN_COLUMNS"]
 
@@ -64,6 +64,12 @@ class TrialResults:
     plans: Mapping[str, tracking.SweepPlan]
     attributes: tuple[str, ...]
 
+    @property
+    def grid_keys(self) -> list[str]:
+        """The keys the sweeps' grids vary (from the runs' cell labels), in grid order, seed excepted."""
+        labels = self.runs["cell"].dropna().unique()
+        return [key for key in dict.fromkeys(key for label in labels for key in _cell_values(label)) if key != "seed"]
+
 
 def default_tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI``, else the store of sweeps under the default storage path."""
@@ -81,15 +87,13 @@ def _check_store(uri: str) -> None:
 
 def _unknown(what: str, name: str, known: Iterable[str], flag: str) -> ConfigError:
     known = sorted(set(known))
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(name, known)
     listing = ", ".join(known[:12]) + (" ..." if len(known) > 12 else "") if known else "none"
     return ConfigError(f"no {what} {name!r} in the tracking store{hint}; {flag} takes one of: {listing}")
 
 
-def _experiment_ids(reader: RunReader, selection: RunSelection) -> list[str]:
+def _experiment_ids(experiments: Mapping[str, str], selection: RunSelection) -> list[str]:
     """The experiments to search: the one named, or every one (narrowed down later)."""
-    experiments = reader.experiments()
     if selection.experiment is None:
         return list(experiments.values())
     if selection.experiment not in experiments:
@@ -97,16 +101,15 @@ def _experiment_ids(reader: RunReader, selection: RunSelection) -> list[str]:
     return [experiments[selection.experiment]]
 
 
-def _only_experiment(reader: RunReader, found: list[StoredRun]) -> list[StoredRun]:
-    """Without --experiment or --sweep, the runs of the store's only experiment with sweeps."""
-    names = {experiment_id: name for name, experiment_id in reader.experiments().items()}
+def _check_one_experiment(experiments: Mapping[str, str], found: list[StoredRun]) -> None:
+    """Without --experiment or --sweep, the runs must come from the store's only experiment with sweeps."""
+    names = {experiment_id: name for name, experiment_id in experiments.items()}
     with_sweeps = sorted({names.get(run.experiment_id, run.experiment_id) for run in found})
     if len(with_sweeps) != 1:
         raise ConfigError(
             "name the runs to tabulate with --experiment NAME or --sweep ID "
             f"(experiments with sweeps: {', '.join(with_sweeps) or 'none'})"
         )
-    return found
 
 
 def _cell_values(label: str | None) -> dict[str, str]:
@@ -185,13 +188,14 @@ def load_trial_results(uri: str, selection: RunSelection) -> TrialResults:
     """
     _check_store(uri)
     reader = open_run_reader(uri, (_METRIC_PREFIX, _OBJECTIVE))
-    experiment_ids = _experiment_ids(reader, selection)
+    experiments = reader.experiments()
+    experiment_ids = _experiment_ids(experiments, selection)
     found = reader.sweep_runs(experiment_ids, sweep=selection.sweep)
     if selection.sweep and not found:
         known = {run.tags[tracking.TAG_SWEEP] for run in reader.sweep_runs(experiment_ids)}
         raise _unknown("sweep", selection.sweep, known, "--sweep")
     if selection.experiment is None and selection.sweep is None:
-        found = _only_experiment(reader, found)
+        _check_one_experiment(experiments, found)
     plans = {
         run.tags[tracking.TAG_SWEEP]: plan
         for run in found

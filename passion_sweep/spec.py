@@ -13,7 +13,6 @@ what was expected and what was given, and the closest valid name.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -36,7 +35,7 @@ from pydantic_core import PydanticCustomError
 
 from trainables.config import ModelConfig, RunConfig
 from trainables.data import parse_missing_rates
-from trainables.errors import ConfigError
+from trainables.errors import ConfigError, did_you_mean
 from trainables.passion.config import METHODS
 
 __all__ = [
@@ -125,8 +124,7 @@ def _problem(message: str, key: str = "") -> PydanticCustomError:
 
 def _closest(name: str, valid: Iterable[str]) -> str:
     valid = [str(option) for option in valid]
-    close = difflib.get_close_matches(str(name), valid, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else f"; valid: {', '.join(valid)}"
+    return did_you_mean(name, valid) or f"; valid: {', '.join(valid)}"
 
 
 def _resolve(path: Path, info: ValidationInfo) -> Path:

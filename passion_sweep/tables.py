@@ -10,7 +10,6 @@ are still running are counted per configuration in footnotes, never dropped sile
 
 from __future__ import annotations
 
-import difflib
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import pandas as pd
 
 from passion_sweep.errors import ConfigError
 from passion_sweep.results import TrialResults
+from trainables.errors import did_you_mean
 from trainables.modalities import REGIONS, SUBSET_MASKS, subset_name
 
 __all__ = [
@@ -33,7 +33,7 @@ __all__ = [
 METRICS: tuple[str, ...] = ("dice", "hd95")
 SUBSET_ROWS: tuple[str, ...] = tuple(subset_name(mask) for mask in SUBSET_MASKS)
 AVERAGE_ROW = "average"
-_DEFAULT_COLUMNS = ("backbone", "split", "method")
+_COMMON_TAGS = ("backbone", "split", "method")
 _STATS = ("mean", "std", "n")
 _SCALE = {"dice": 100.0, "hd95": 1.0}  # Dice in percent, as the papers print it
 _OUTCOMES = {
@@ -93,47 +93,35 @@ class ComparisonTable:
         return self.metric == "hd95"
 
 
-def _closest(name: str, known: Sequence[str]) -> str:
-    same_letters = [candidate for candidate in known if candidate.lower() == name.lower()]
-    close = same_letters or difflib.get_close_matches(name, known, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _check_options(metric: str, regions: Sequence[str], columns: Sequence[str], attributes: Sequence[str]) -> None:
     if metric not in METRICS:
         raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
     for region in regions:
         if region not in REGIONS:
             raise ConfigError(
-                f"unknown region {region!r}{_closest(region, REGIONS)}: --regions takes {','.join(REGIONS)}"
+                f"unknown region {region!r}{did_you_mean(region, REGIONS)}: --regions takes {','.join(REGIONS)}"
             )
     if not regions:
         raise ConfigError(f"--regions needs at least one of {','.join(REGIONS)}")
     for key in columns:
         if key not in attributes:
             raise ConfigError(
-                f"no tag or param {key!r} on the selected runs{_closest(key, attributes)}: "
-                f"--columns takes tags such as {', '.join(_DEFAULT_COLUMNS)} or params such as passion.kl_weight"
+                f"no tag or param {key!r} on the selected runs{did_you_mean(key, attributes)}: "
+                f"--columns takes tags such as {', '.join(_COMMON_TAGS)} or params such as passion.kl_weight"
             )
 
 
-def _grid_keys(runs: pd.DataFrame) -> list[str]:
-    """The keys that the sweeps' grids vary (from the cell labels), seed excepted."""
-    keys: dict[str, None] = {}
-    for label in runs["cell"].dropna().unique():
-        keys.update((pair.partition("=")[0], None) for pair in str(label).split(","))
-    return [key for key in keys if key not in ("seed", "default")]
-
-
-def _default_columns(runs: pd.DataFrame, attributes: Sequence[str]) -> list[str]:
+def _default_columns(results: TrialResults) -> list[str]:
     """The grid keys that vary among the runs, in grid order; else backbone and method."""
-    varying = [key for key in _grid_keys(runs) if key in attributes and runs[key].nunique() > 1]
+    runs, attributes = results.runs, results.attributes
+    varying = [key for key in results.grid_keys if key in attributes and runs[key].nunique() > 1]
     return varying or [key for key in ("backbone", "method") if key in attributes]
 
 
-def _check_nothing_mixed(runs: pd.DataFrame, columns: Sequence[str]) -> None:
+def _check_nothing_mixed(results: TrialResults, columns: Sequence[str]) -> None:
     """Refuse to average over a grid key that the columns do not separate."""
-    for key in _grid_keys(runs):
+    runs = results.runs
+    for key in results.grid_keys:
         if key in columns or key not in runs:
             continue
         values = sorted(runs[key].dropna().astype(str).unique())
@@ -277,9 +265,9 @@ def build_comparison_table(
     """
     runs = results.runs
     regions = tuple(regions)
-    columns = list(columns) if columns else _default_columns(runs, results.attributes)
+    columns = list(columns) if columns else _default_columns(results)
     _check_options(metric, regions, columns, results.attributes)
-    _check_nothing_mixed(runs, columns)
+    _check_nothing_mixed(results, columns)
     metric_columns = [column for column in runs if str(column).startswith(f"test/{metric}/")]
     keys = runs[columns].astype("string").fillna("?")
     runs = runs.assign(

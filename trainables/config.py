@@ -7,7 +7,6 @@ in checkpoints) and rejects unknown keys with the closest valid name;
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 import typing
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from trainables.errors import ConfigError
+from trainables.errors import ConfigError, did_you_mean
 from trainables.modalities import MASK_TYPES
 from trainables.passion.config import PassionConfig
 
@@ -167,8 +166,7 @@ def _parse_scalar(raw: str) -> Any:
 
 def _suggest(name: str, valid: typing.Iterable[str]) -> str:
     valid = list(valid)
-    close = difflib.get_close_matches(name, valid, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else f"; valid: {', '.join(valid)}"
+    return did_you_mean(name, valid) or f"; valid: {', '.join(valid)}"
 
 
 def _build_section(section: str, section_type: type, values: dict[str, Any]) -> Any:

@@ -6,7 +6,11 @@ and an exit code (:attr:`PassionSweepError.exit_code`).
 """
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 __all__ = [
+    "did_you_mean",
     "PassionSweepError",
     "DataError",
     "ConfigError",
@@ -37,3 +41,12 @@ class CheckpointError(PassionSweepError, ValueError):
 
 class TrainingError(PassionSweepError, RuntimeError):
     """Training cannot go on, e.g. the loss became NaN (exit 1)."""
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the known name closest to ``name`` (the same letters in
+    another case first, then :func:`difflib.get_close_matches`), or ``""`` if none is close."""
+    known = [str(option) for option in known]
+    same_letters = [option for option in known if option.lower() == str(name).lower()]
+    close = same_letters or difflib.get_close_matches(str(name), known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

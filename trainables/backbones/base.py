@@ -10,13 +10,12 @@ levels finest first.
 """
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from trainables.errors import ConfigError
+from trainables.errors import ConfigError, did_you_mean
 from trainables.modalities import NUM_MODALITIES
 
 __all__ = [
@@ -178,8 +177,7 @@ def backbone_class(name: str) -> type[Backbone]:
         ConfigError: for an unknown name (the message suggests the closest one).
     """
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(name, _REGISTRY)
         raise ConfigError(f"unknown backbone {name!r}{hint}; available: {', '.join(backbone_names())}")
     return _REGISTRY[name]
 
