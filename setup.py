@@ -26,6 +26,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["passion_sweep", "passion_sweep.*", "trainables", "trainables.*"]),
+    # The PASSION reference's case lists and split CSVs (trainables/data/reference_files/NOTICE.md).
+    package_data={"trainables.data": ["reference_files/*"]},
     install_requires=[
         "torch>=2.2,<3",
         "numpy>=1.24,<3",

@@ -22,8 +22,8 @@ def naive_loss_terms(model, images, labels, *, fusion_mask, counted, config) -> 
     def seg_with_aux(output):
         fuse = segmentation_loss(torch.softmax(output.logits, 1), target)
         prm = sum(
-            2.0 ** -(k + 1) * segmentation_loss(upsample_probabilities(torch.softmax(aux, 1), 2**k), target)
-            for k, aux in enumerate(output.aux_logits)
+            weight * segmentation_loss(upsample_probabilities(torch.softmax(aux, 1), scale), target)
+            for aux, (scale, weight) in zip(output.aux_logits, model.deep_supervision, strict=True)
         )
         return fuse, prm
 
@@ -38,10 +38,10 @@ def naive_loss_terms(model, images, labels, *, fusion_mask, counted, config) -> 
         one_hot[:, m] = True
         student = model.fuse(features, one_hot)
         kl_m = temperature_kl(student.logits, teacher.logits.detach(), temperature=config.temperature)
-        for k, (aux_s, aux_t) in enumerate(zip(student.aux_logits, teacher.aux_logits)):
-            kl_m = kl_m + 2.0 ** -(k + 1) * temperature_kl(
-                aux_s, aux_t.detach(), temperature=config.temperature, scale=2**k
-            )
+        for aux_s, aux_t, (scale, weight) in zip(
+            student.aux_logits, teacher.aux_logits, model.deep_supervision, strict=True
+        ):
+            kl_m = kl_m + weight * temperature_kl(aux_s, aux_t.detach(), temperature=config.temperature, scale=scale)
         proto_m, distance_m = prototype_distillation(
             student.features[0], teacher.features[0].detach(), target, classes=shared_classes(target)
         )

@@ -135,6 +135,8 @@ class RFNet(Backbone):
     """RFNet with base width ``width`` (reference 8) for ``patch_size`` patches (reference 80)."""
 
     has_separate_decoder = True
+    # PRM logits at 1, 1/2, 1/4, 1/8 of the input, weights 1/2 .. 1/16 (the reference's).
+    deep_supervision = ((1, 0.5), (2, 0.25), (4, 0.125), (8, 0.0625))
     min_width = 4  # the region probability heads reduce the finest level's channels by 4
 
     def __init__(self, *, width: int = 8, patch_size: int = 80) -> None:

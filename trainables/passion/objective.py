@@ -144,25 +144,34 @@ def combine_loss_terms(
     )
 
 
-def _deep_supervision_scales(count: int) -> list[tuple[float, int]]:
-    """``(weight, upsampling)`` of the deep-supervision outputs, finest first: ``(1/2, 1), (1/4, 2), ...``."""
-    return [(2.0 ** -(level + 1), 2**level) for level in range(count)]
+DeepSupervision = Sequence[tuple[int, float]]
 
 
-def _segmentation_terms(output: FusionOutput, target: Tensor) -> tuple[Tensor, Tensor]:
+def _declared(aux_logits: Sequence[Tensor], supervision: DeepSupervision) -> zip:
+    """Pairs each auxiliary output with its declared ``(upsampling, weight)``."""
+    if len(aux_logits) != len(supervision):
+        raise ValueError(
+            f"the fusion decoder returned {len(aux_logits)} auxiliary outputs but the backbone declares "
+            f"{len(supervision)} in deep_supervision"
+        )
+    return zip(aux_logits, supervision)
+
+
+def _segmentation_terms(output: FusionOutput, target: Tensor, supervision: DeepSupervision) -> tuple[Tensor, Tensor]:
+    """``fuse`` on the fused logits and ``prm = sum_k w_k seg(up_k(softmax(aux_k)))``, per sample."""
     fuse = segmentation_loss(torch.softmax(output.logits, dim=1), target)
     prm = sum(
         weight * segmentation_loss(upsample_probabilities(torch.softmax(aux, dim=1), scale), target)
-        for (weight, scale), aux in zip(_deep_supervision_scales(len(output.aux_logits)), output.aux_logits)
+        for aux, (scale, weight) in _declared(output.aux_logits, supervision)
     )
     return fuse, prm
 
 
-def _distillation_kl(student: FusionOutput, teacher: FusionOutput, temperature: float) -> Tensor:
+def _distillation_kl(
+    student: FusionOutput, teacher: FusionOutput, temperature: float, supervision: DeepSupervision
+) -> Tensor:
     kl = temperature_kl(student.logits, teacher.logits, temperature=temperature)
-    for (weight, scale), aux_s, aux_t in zip(
-        _deep_supervision_scales(len(student.aux_logits)), student.aux_logits, teacher.aux_logits
-    ):
+    for (aux_s, (scale, weight)), aux_t in zip(_declared(student.aux_logits, supervision), teacher.aux_logits):
         kl = kl + weight * temperature_kl(aux_s, aux_t, temperature=temperature, scale=scale)
     return kl
 
@@ -232,7 +241,7 @@ def training_step(
 
     if not warmup:
         teacher = model.fuse(leaves, fusion_mask)
-        fuse, prm = _segmentation_terms(teacher, target)
+        fuse, prm = _segmentation_terms(teacher, target, model.deep_supervision)
         back_propagate(LossTerms(fuse=fuse, prm=prm))
         if config.enabled:
             kl, proto, distance = _distillation_terms(model, leaves, pairs, teacher, target, config)
@@ -252,7 +261,7 @@ def _distillation_terms(
     student_mask = F.one_hot(pairs.modalities, NUM_MODALITIES).bool()
     student = model.fuse([level[pairs.rows] for level in leaves], student_mask)
     reference = _detached(teacher, pairs.rows)
-    kl = _distillation_kl(student, reference, config.temperature)
+    kl = _distillation_kl(student, reference, config.temperature, model.deep_supervision)
     proto, distance = prototype_distillation(
         student.features[0], reference.features[0], target[pairs.rows], classes=shared_classes(target)
     )
