@@ -1,4 +1,5 @@
 """``passion-sweep import-checkpoint``: a model trained by the reference code as a passion-sweep checkpoint."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,6 +4,7 @@ Loads the fixed 80^3 batch, the recorded steps, and builds the initial weights b
 fixtures' seeded rule over the reference's parameter names, checked against the sums and
 norms the fixtures record.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -7,8 +7,13 @@ import torch.nn.functional as F
 
 from trainables.backbones import backbone_names, build_backbone
 from trainables.passion import LossTerms, PassionConfig, combine_loss_terms, training_step
-from trainables.passion.losses import prototype_distillation, segmentation_loss, shared_classes, temperature_kl
-from trainables.passion.losses import upsample_probabilities
+from trainables.passion.losses import (
+    prototype_distillation,
+    segmentation_loss,
+    shared_classes,
+    temperature_kl,
+    upsample_probabilities,
+)
 
 
 def naive_loss_terms(model, images, labels, *, fusion_mask, counted, config) -> LossTerms:

@@ -1,4 +1,5 @@
 """The step relative preference where the reference's is undefined."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """``passion-sweep import-checkpoint``: reference weights become an evaluable checkpoint."""
+
 from __future__ import annotations
 
 import re
@@ -47,7 +48,9 @@ def test_imported_weights_load_as_the_reference_saved_them(tmp_path: Path) -> No
     assert config["model"] == {"backbone": "rfnet", "width": 8, "patch_size": 80}
     ours = dict(model.named_parameters())
     for name, tensor in state.items():
-        torch.testing.assert_close(ours[model.reference_name_to_ours(name.removeprefix("module."))], tensor, rtol=0, atol=0)
+        torch.testing.assert_close(
+            ours[model.reference_name_to_ours(name.removeprefix("module."))], tensor, rtol=0, atol=0
+        )
     assert len(ours) == len(state)
     saved = torch.load(tmp_path / "run/checkpoint.pt", weights_only=True)
     assert saved["epoch"] == 300 and saved["imported_from"]["reference_epoch"] == 299
@@ -57,7 +60,10 @@ def test_imported_weights_load_as_the_reference_saved_them(tmp_path: Path) -> No
     ("broken", "pattern"),
     [
         ({"drop": "decoder_sep.seg_layer.bias"}, r"no tensor for RFNet's 'separate_decoder\.head\.bias'"),
-        ({"reshape": "t2_encoder.e3_c2.conv.weight"}, r"'t2_encoder\.e3_c2\.conv\.weight' has shape \(33, 32, 3, 3, 3\)"),
+        (
+            {"reshape": "t2_encoder.e3_c2.conv.weight"},
+            r"'t2_encoder\.e3_c2\.conv\.weight' has shape \(33, 32, 3, 3, 3\)",
+        ),
     ],
 )
 def test_a_tensor_that_does_not_fit_is_named_and_nothing_is_written(tmp_path: Path, broken: dict, pattern: str) -> None:
@@ -69,9 +75,13 @@ def test_a_tensor_that_does_not_fit_is_named_and_nothing_is_written(tmp_path: Pa
 
 def test_a_file_that_is_not_a_reference_checkpoint_is_refused(tmp_path: Path) -> None:
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pth")
-    assert_one_line_error(import_checkpoint(tmp_path / "other.pth", tmp_path / "c.pt"), r"is not a reference checkpoint")
+    assert_one_line_error(
+        import_checkpoint(tmp_path / "other.pth", tmp_path / "c.pt"), r"is not a reference checkpoint"
+    )
     (tmp_path / "text.pth").write_text("not a checkpoint")
-    assert_one_line_error(import_checkpoint(tmp_path / "text.pth", tmp_path / "c.pt"), r"cannot read reference checkpoint")
+    assert_one_line_error(
+        import_checkpoint(tmp_path / "text.pth", tmp_path / "c.pt"), r"cannot read reference checkpoint"
+    )
 
 
 def test_an_unknown_reference_name_is_named() -> None:

@@ -5,6 +5,7 @@ an ``nn.DataParallel`` model (names prefixed ``module.``). Each backbone maps th
 reference's parameter names to its own (:meth:`Backbone.reference_name_to_ours`); the
 tensors themselves load unchanged.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -113,7 +113,7 @@ def _plan(config: RunConfig) -> _Plan:
         cases = list(split.names)
     # The reference's iter_per_epoch: len(DataLoader) without drop_last.
     steps = config.train.iters_per_epoch or math.ceil(len(cases) / config.train.batch_size)
-    if mask_type == "idt":
+    if split is not None and mask_type == "idt":
         # The reference weighs by iter_per_epoch / N_m and normalises epoch distances by N_m.
         counts = split.modality_counts()
         normalisers = torch.tensor([float(counts[name]) for name in MODALITIES])

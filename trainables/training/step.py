@@ -6,6 +6,7 @@ parameter receives a gradient, exactly zero where a modality is absent, and Adam
 passes the reference multiplies by zero are skipped, and the zero gradients are put
 in before the optimizer step instead (``train.step_every_parameter``).
 """
+
 from __future__ import annotations
 
 import torch
