@@ -1,4 +1,5 @@
 """ModDrop, the discrepancy ratio, OGM-GE's modulation and MMPareto's integration as pure functions."""
+
 from __future__ import annotations
 
 import math

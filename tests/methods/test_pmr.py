@@ -1,4 +1,5 @@
 """PMR: the prototype classifier against the reference's golden values, and its rebalancing."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """The method registry and the coefficient sections."""
+
 from __future__ import annotations
 
 import dataclasses

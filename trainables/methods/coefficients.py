@@ -5,6 +5,7 @@ range a search should sample (:func:`search_space`, the ``search.space`` form of
 spec). These classes are run-config sections (``moddrop.rate``, ``pmr.alpha``...), so
 they import nothing heavy.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,8 +41,10 @@ def _coefficient(
 class Coefficients:
     """Base of the coefficient sections: checks every field against its declared interval."""
 
+    SECTION = ""  # the run-config section name, set by each subclass (not a field: no annotation)
+
     def __post_init__(self) -> None:
-        section = getattr(self, "SECTION", type(self).__name__)
+        section = self.SECTION
         for field in dataclasses.fields(self):
             valid = field.metadata.get("valid")
             value = getattr(self, field.name)
@@ -141,6 +144,4 @@ class MMParetoConfig(Coefficients):
 
 def search_space(section: type[Coefficients]) -> dict[str, dict[str, Any]]:
     """The declared search distribution of every coefficient, keyed ``section.name`` (a spec's ``search.space``)."""
-    return {
-        f"{section.SECTION}.{field.name}": dict(field.metadata["search"]) for field in dataclasses.fields(section)
-    }
+    return {f"{section.SECTION}.{field.name}": dict(field.metadata["search"]) for field in dataclasses.fields(section)}

@@ -12,6 +12,7 @@ For two modalities present in every case this is exactly the papers' ratio. A mo
 with no case to compare (alone in every case that has it, or absent) gets ``rho_m = 1``:
 it neither leads nor lags, so the methods leave it as the baseline does.
 """
+
 from __future__ import annotations
 
 import torch

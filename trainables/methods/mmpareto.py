@@ -27,6 +27,7 @@ Choices the paper leaves open or that segmentation forces, made here:
   modality's two gradients (the paper implies no reduction there); with ``gamma = 1``
   and no conflict the step is the baseline's exactly.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ __all__ = ["pareto_weight", "integrate_gradients"]
 
 
 def _dot(first: Sequence[Tensor], second: Sequence[Tensor]) -> Tensor:
-    return sum((a * b).sum() for a, b in zip(first, second))
+    return torch.stack([(a * b).sum() for a, b in zip(first, second)]).sum()
 
 
 def pareto_weight(multimodal: Sequence[Tensor], unimodal: Sequence[Tensor]) -> float:

@@ -19,6 +19,7 @@ probability. Choices it leaves open, made here:
   the rest of the run's randomness (sampling, augmentation) is the baseline's and
   ``rate = 0`` gives the baseline step exactly.
 """
+
 from __future__ import annotations
 
 import torch

@@ -30,6 +30,7 @@ segmentation forces, made here:
 - With one modality present in every case, rho = 1: nothing is modulated and OGM-GE is
   the baseline (the paper's ratio needs two modalities).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

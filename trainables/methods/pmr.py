@@ -35,6 +35,7 @@ Choices the paper leaves open or that segmentation forces, made here:
 - With one modality present in every case, rho = 1: no term is added and PMR is the
   baseline (the paper's rebalancing needs two modalities to compare).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -98,7 +99,7 @@ def prototype_classifier(
     regions = target[:, classes]  # B K HWD
     spatial = tuple(range(2, target.dim()))
     prototypes = torch.einsum("bf...,bk...->bkf", features, regions) / (regions.sum(dim=spatial)[..., None] + eps)
-    centred = features.unsqueeze(1) - prototypes[(..., *([None] * len(spatial)))]  # B K F HWD
+    centred = features.unsqueeze(1) - prototypes.reshape(*prototypes.shape, *[1] * len(spatial))  # B K F HWD
     log_probs = torch.log_softmax(-centred.pow(2).sum(dim=2).sqrt(), dim=1)
     probs = log_probs.exp()
     true_prob = (probs * regions).sum(dim=1)  # B HWD, 0 where the voxel's class is not used

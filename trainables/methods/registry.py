@@ -6,6 +6,7 @@ and the hooks that change the training step. Methods register like backbones;
 :func:`method_info` names the closest one for an unknown name. This module imports
 nothing heavy: specs and tables read it without torch.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -111,5 +112,5 @@ for _info in (
 
 # The coefficient sections of the registered methods, by section name.
 BALANCING_SECTIONS: dict[str, type[Coefficients]] = {
-    info.section: info.coefficients for info in _REGISTRY.values() if info.coefficients is not None
+    info.coefficients.SECTION: info.coefficients for info in _REGISTRY.values() if info.coefficients is not None
 }
