@@ -14,9 +14,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from passion_sweep.run_store import TrialRun, trial_runs
 from passion_sweep.search_space import GridCell, grid_cells, total_trials
 from passion_sweep.spec import SPEC_FILE, SweepSpec, load_spec, locate_sweep, readiness_problems
-from passion_sweep.run_store import TrialRun, trial_runs
 from passion_sweep.tracking import OBJECTIVE, SweepIdentity, mlflow_hint
 
 __all__ = [
