@@ -38,8 +38,9 @@ setup(
         "tqdm>=4.65",
         "ray[default,tune]>=2.40",
         "optuna>=4.0",
+        "pathspec>=0.12",
         "mlflow>=3.13,<3.19",
     ],
-    extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.2"]},
+    extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.2", "hypothesis>=6.100"]},
     entry_points={"console_scripts": ["passion-sweep=passion_sweep.cli:main"]},
 )
