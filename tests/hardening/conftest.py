@@ -14,7 +14,7 @@ USAGE, RUNTIME = 2, 1
 
 def run(*args: object) -> Result:
     """``passion-sweep ARGS`` in this process (click's runner, stdout and stderr apart)."""
-    return CliRunner().invoke(main, [str(arg) for arg in args])
+    return CliRunner().invoke(main, [str(arg) for arg in args], prog_name="passion-sweep")
 
 
 def assert_one_line_error(result: Result, exit_code: int, pattern: str = "") -> str:
