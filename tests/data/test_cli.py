@@ -188,7 +188,7 @@ def test_missing_rates_need_out(prepared_phantom: Path) -> None:
     assert_fails(
         run("data", "split", prepared_phantom, "--missing-rates", "mr2468"),
         USAGE,
-        r"--missing-rates and --out go together",
+        r"--out names the CSV of a missing-rate split .*: pass it with one, and only then",
     )
 
 
