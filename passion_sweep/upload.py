@@ -166,18 +166,18 @@ class Upload:
 
 
 def _size(size: int) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if size < 1024 or unit == "MiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024**2:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / 1024**2:.1f} MiB"
 
 
 def _listing(paths: Sequence[str], shown: int = 8) -> str:
     return ", ".join(paths[:shown]) + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
 
 
-def _ignore_specs(folder: Path) -> list[pathspec.PathSpec]:
+def _ignore_specs(folder: Path) -> list[pathspec.GitIgnoreSpec]:
     specs = []
     for name in IGNORE_FILES:
         path = folder / name
@@ -220,7 +220,7 @@ def scan_upload(root: Path, excludes: Sequence[str] = ()) -> Upload:
     links: list[str] = []
     suspects: list[Suspect] = []
 
-    def visit(folder: Path, rules: list[tuple[Path, pathspec.PathSpec]]) -> None:
+    def visit(folder: Path, rules: list[tuple[Path, pathspec.GitIgnoreSpec]]) -> None:
         rules = rules + [(folder, spec) for spec in _ignore_specs(folder)]
         try:
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)

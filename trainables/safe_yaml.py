@@ -42,7 +42,7 @@ class _BoundedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._aliases = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
@@ -62,9 +62,7 @@ class _BoundedLoader(yaml.SafeLoader):
                 key = self.construct_object(key_node, deep=True)
                 if isinstance(key, (str, int, float, bool)) or key is None:
                     if key in seen:
-                        raise ConstructorError(
-                            None, None, f"duplicate key {key!r} in a mapping", key_node.start_mark
-                        )
+                        raise ConstructorError(None, None, f"duplicate key {key!r} in a mapping", key_node.start_mark)
                     seen.add(key)
         return super().construct_mapping(node, deep=deep)
 

@@ -1,4 +1,5 @@
 """Turning every error into one line on stderr and an exit code, without a traceback."""
+
 from __future__ import annotations
 
 import errno

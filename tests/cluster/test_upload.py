@@ -4,7 +4,7 @@ when allowed; and exactly the files it lists (no cluster needed: the job server 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -104,7 +104,7 @@ def test_the_project_itself_uploads_without_suspects() -> None:
 class FakeJobServer:
     """Records what a submission would upload: the files of the runtime env's working folder."""
 
-    uploaded: set[str] = set()
+    uploaded: ClassVar[set[str]] = set()
 
     def submit_job(self, *, entrypoint: str, runtime_env: dict[str, Any], metadata: dict[str, str]) -> str:
         folder = Path(runtime_env["working_dir"])

@@ -20,7 +20,7 @@ from .conftest import USAGE, assert_one_line_error, run
 
 
 def alias_bomb(levels: int = 9, width: int = 10) -> str:
-    """"Billion laughs": ``width ** levels`` values from a few hundred bytes."""
+    """ "Billion laughs": ``width ** levels`` values from a few hundred bytes."""
     lines = [f"l0: &l0 [{', '.join(['lol'] * width)}]"]
     lines += [f"l{k}: &l{k} [{', '.join([f'*l{k - 1}'] * width)}]" for k in range(1, levels)]
     return "\n".join(lines) + "\n"
@@ -117,7 +117,9 @@ def test_bad_overrides_of_a_run_config(assignment: str, message: str) -> None:
 def test_a_spec_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
     spec = tmp_path / "latin1.yaml"
     spec.write_bytes("name: caf\xe9\n".encode("latin-1"))
-    assert_one_line_error(run("run", spec, "--dry-run"), USAGE, r"latin1.yaml: not UTF-8 text \(byte 0xe9 at offset 9\)")
+    assert_one_line_error(
+        run("run", spec, "--dry-run"), USAGE, r"latin1.yaml: not UTF-8 text \(byte 0xe9 at offset 9\)"
+    )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
