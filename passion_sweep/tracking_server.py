@@ -19,6 +19,7 @@ or an address this machine does not have.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -233,10 +234,8 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             continue
     # Workers of the group may outlive the leader for a moment: make sure none is left.
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
 
 
@@ -280,7 +279,9 @@ def serve(settings: ServerSettings, *, ready_timeout: float = 180.0) -> int:
                     f"is port {settings.port} in use? choose another with --port"
                 )
             if time.monotonic() > deadline:
-                raise PassionSweepError(f"the MLflow server did not answer {settings.url}/health within {ready_timeout:.0f} s")
+                raise PassionSweepError(
+                    f"the MLflow server did not answer {settings.url}/health within {ready_timeout:.0f} s"
+                )
             time.sleep(0.5)
         logger.info(
             "MLflow tracking server at %s (process group %d), runs in %s, artifacts in %s",
