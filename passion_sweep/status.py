@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from passion_sweep.console import format_duration
 from passion_sweep.run_store import TrialRun, find_experiment, trial_runs
 from passion_sweep.search_space import GridCell, grid_cells, total_trials
 from passion_sweep.spec import SPEC_FILE, SweepSpec, load_spec, locate_sweep, readiness_problems
@@ -136,7 +137,7 @@ def sweep_status(target: str | Path) -> SweepStatus:
     runs = trial_runs(uri, experiment, identity.sweep_id, (OBJECTIVE, _TEST_METRIC))
     now = datetime.now(timezone.utc)
     total = total_trials(cells)
-    counts = {state: 0 for state in ("pending", *STATES.values())}
+    counts = dict.fromkeys(("pending", *STATES.values()), 0)
     for run in runs:
         counts[STATES.get(run.status, "running")] += 1
     counts["pending"] = max(total - len(runs), 0)
@@ -162,11 +163,7 @@ def sweep_status(target: str | Path) -> SweepStatus:
 
 
 def _duration(value: timedelta | None) -> str:
-    if value is None:
-        return "unknown (no trial finished yet)"
-    minutes, seconds = divmod(int(value.total_seconds()), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}"
+    return "unknown (no trial finished yet)" if value is None else format_duration(value.total_seconds())
 
 
 def _number(value: float | None) -> str:
