@@ -138,7 +138,7 @@ def _error_reason(trial: Trial) -> str:
 class _ProgressCallback(tune.Callback):
     """The sweep's console (see :mod:`passion_sweep.console`) and a line per trial failure."""
 
-    def __init__(self, context: SweepContext) -> None:
+    def __init__(self, context: SweepContext, *, interval: float = 30.0) -> None:
         self._context = context
         self._metric = context.spec.search.metric
         self._epochs: dict[str, int] = {}  # trial id to the epochs it trains
@@ -149,6 +149,7 @@ class _ProgressCallback(tune.Callback):
             planned_epochs=sum(cell.trials * cell_epochs for cell, cell_epochs in zip(context.cells, epochs)),
             metric=self._metric,
             mode=context.spec.search.mode,
+            interval=interval,
         )
 
     def _progress(self, trial: Trial) -> TrialProgress:

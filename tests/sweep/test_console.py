@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from passion_sweep import tracking
 from passion_sweep.console import SweepConsole, TrialProgress, format_duration
+from passion_sweep.launcher import _ProgressCallback
+from passion_sweep.search_space import grid_cells
+from passion_sweep.spec import parse_spec
+from passion_sweep.trainable import SweepContext, SweepData
+
+from .conftest import tiny_spec
 
 
 class Clock:
@@ -59,3 +72,32 @@ def test_a_resumed_sweep_counts_only_what_it_trains_itself() -> None:
 def test_durations() -> None:
     assert format_duration(59.9) == "0:00:59"
     assert format_duration(3 * 3600 + 62) == "3:01:02"
+
+
+def test_the_tune_callback_describes_its_trials(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    spec = parse_spec(tiny_spec(tmp_path))  # a baseline cell, and a PASSION cell searched with 2 trials
+    identity = tracking.SweepIdentity.new(spec.name, spec.digest())
+    context = SweepContext(
+        spec,
+        spec.sweep_dir,
+        tuple(grid_cells(spec)),
+        SweepData(tmp_path, {}),
+        tracking.SweepTracking("sqlite:///unused.db", "0", "parent", identity),
+    )
+    callback = _ProgressCallback(context, interval=0)  # lists the running trials at every step
+    running = SimpleNamespace(
+        trial_id="t1",
+        status="RUNNING",
+        config={"cell": 1, "params": {"passion.temperature": 2.0, "train.epochs": 5}},
+        last_result={},
+    )
+    pending = SimpleNamespace(trial_id="t2", status="PENDING", config={"cell": 0, "params": {}}, last_result={})
+    result = {"training_iteration": 2, "val/dice/WT": 0.55, "objective": 0.6}
+    callback.on_trial_result(2, [running, pending], running, result)
+    running.last_result = result
+    with caplog.at_level(logging.INFO, logger="passion_sweep.launcher"):
+        callback.on_step_end(3, [running, pending])
+    header, line = caplog.messages
+    assert "2 pending, 1 running, 0 done, 0 failed of 3 | best val/dice/WT 0.6000" in header
+    name = f"{context.cells[1].name}-t1"
+    assert line == f"  {name}  epoch 2/5  val/dice/WT 0.5500", "epochs as searched"
