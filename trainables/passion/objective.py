@@ -317,12 +317,11 @@ def _separate_terms(
     reference multiplies the others by zero, so they get no gradient. They run without
     autograd, only for the per-modality log.
     """
-    counts = pairs if lag is None else pairs.subset(lag[pairs.modalities])
-    losses = _separate_losses(model, leaves, counts, target)
-    if lag is not None:
-        with torch.no_grad():
-            losses = losses + _separate_losses(model, leaves, pairs.subset(~lag[pairs.modalities]), target)
-    return losses
+    if lag is None:
+        return _separate_losses(model, leaves, pairs, target)
+    with torch.no_grad():
+        gated_off = _separate_losses(model, leaves, pairs.subset(~lag[pairs.modalities]), target)
+    return _separate_losses(model, leaves, pairs.subset(lag[pairs.modalities]), target) + gated_off
 
 
 def _separate_losses(model: Backbone, leaves: Sequence[Tensor], pairs: _Pairs, target: Tensor) -> Tensor:
