@@ -26,6 +26,7 @@ __all__ = [
     "label_path",
     "case_list_path",
     "is_case_name",
+    "check_case_names",
     "rfnet_name",
     "unknown_case_message",
     "write_manifest",
@@ -71,6 +72,22 @@ def case_list_path(data_dir: Path, subset: str) -> Path:
 def is_case_name(text: str) -> bool:
     """Whether ``text`` is a usable case name: letters, digits, ``_``, ``.`` and ``-``."""
     return _CASE_NAME.fullmatch(text) is not None
+
+
+def check_case_names(names: Iterable[str], source: Path) -> None:
+    """Raise unless every name is a case name (:func:`is_case_name`), so that a name no
+    later command accepts never enters a data set.
+
+    Raises:
+        DataError: listing the bad names of ``source`` (at most five).
+    """
+    bad = [name for name in names if not is_case_name(name)]
+    if bad:
+        shown = ", ".join(repr(name) for name in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise DataError(
+            f"{source}: case name(s) {shown} have characters other than letters, digits, '_', '.' and '-': "
+            "rename those case folders and their files"
+        )
 
 
 def rfnet_name(folder_name: str) -> str:
