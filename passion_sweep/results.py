@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from passion_sweep import tracking
 from passion_sweep.errors import ConfigError
+from passion_sweep.layout import default_store_uri, sqlite_path
 from passion_sweep.run_store import StoredRun, open_run_reader
 from passion_sweep.spec import GRID_SHORTCUTS, RaySpec
 from trainables.errors import did_you_mean
@@ -71,14 +71,15 @@ class TrialResults:
 
 def default_tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI``, else the store of sweeps under the default storage path."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{RaySpec().storage_path / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri(RaySpec().storage_path)
 
 
 def _check_store(uri: str) -> None:
     """Refuse a sqlite URI whose file does not exist: MLflow would create an empty store there."""
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    store = sqlite_path(uri)
+    if store is not None and not store.is_file():
         raise ConfigError(
-            f"no MLflow store at {uri.removeprefix('sqlite:///')}: pass --tracking-uri "
+            f"no MLflow store at {store}: pass --tracking-uri "
             "sqlite:////abs/path/mlflow.db (a sweep's store is <ray.storage_path>/mlflow.db) or http://host:port"
         )
 

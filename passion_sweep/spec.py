@@ -33,6 +33,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from passion_sweep.layout import PHANTOM_DIR, SPEC_FILE, default_store_uri
 from trainables import safe_yaml
 from trainables.backbones.catalog import built_in_names, check_backbone_options
 from trainables.config import ModelConfig, RunConfig
@@ -64,7 +65,6 @@ __all__ = [
     "locate_sweep",
 ]
 
-SPEC_FILE = "spec.yaml"
 # Grid keys that stand for a run-config key; any other grid key is `section.key`.
 GRID_SHORTCUTS: dict[str, str] = {
     "backbone": "model.backbone",
@@ -554,13 +554,13 @@ def _with_defaults(spec: SweepSpec) -> SweepSpec:
     grid = spec.grid if "split" in spec.grid or not spec.splits else {**spec.grid, "split": list(spec.splits)}
     tracking = spec.tracking.model_copy(
         update={
-            "uri": spec.tracking.uri or f"sqlite:///{storage / 'mlflow.db'}",
+            "uri": spec.tracking.uri or default_store_uri(storage),
             "experiment": spec.tracking.experiment or spec.name,
         }
     )
     data = spec.data
     if data.phantom is not None and data.phantom.cache is None:
-        data = data.model_copy(update={"phantom": data.phantom.model_copy(update={"cache": storage / "phantom"})})
+        data = data.model_copy(update={"phantom": data.phantom.model_copy(update={"cache": storage / PHANTOM_DIR})})
     return spec.model_copy(update={"tracking": tracking, "data": data, "grid": grid})
 
 

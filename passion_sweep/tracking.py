@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from passion_sweep.layout import IDENTITY_FILE, artifacts_beside, sqlite_path
 from trainables.config import RunConfig
 
 if TYPE_CHECKING:
@@ -48,7 +49,6 @@ __all__ = [
     "flatten_config",
 ]
 
-IDENTITY_FILE = "sweep.json"
 TAG_SWEEP = "sweep.id"
 TAG_SPEC_HASH = "spec.hash"
 TAG_TRIAL = "ray.trial_id"
@@ -171,9 +171,8 @@ def flatten_config(config: RunConfig) -> dict[str, str]:
 
 def _artifact_location(uri: str, experiment: str) -> str | None:
     """Artifacts beside a sqlite store (absolute), else where the tracking server puts them."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / experiment).as_uri()
+    store = sqlite_path(uri)
+    return None if store is None else (artifacts_beside(store) / experiment).as_uri()
 
 
 def _find_runs(client: MlflowClient, experiment_id: str, tags: Mapping[str, str]) -> list[Any]:
