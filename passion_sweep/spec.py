@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -36,9 +36,9 @@ from pydantic_core import PydanticCustomError
 from passion_sweep.layout import PHANTOM_DIR, SPEC_FILE, default_store_uri
 from trainables import safe_yaml
 from trainables.backbones.catalog import built_in_names, check_backbone_options
-from trainables.config import ModelConfig, RunConfig
+from trainables.config import ModelConfig, RunConfig, parse_override
 from trainables.data import parse_missing_rates
-from trainables.errors import ConfigError, did_you_mean
+from trainables.errors import ConfigError, did_you_mean_or_valid
 from trainables.passion.config import METHODS
 
 __all__ = [
@@ -91,11 +91,6 @@ def _problem(message: str, key: str = "") -> PydanticCustomError:
     return PydanticCustomError("spec", "{message}", {"message": message, "key": key})
 
 
-def _closest(name: str, valid: Iterable[str]) -> str:
-    valid = [str(option) for option in valid]
-    return did_you_mean(name, valid) or f"; valid: {', '.join(valid)}"
-
-
 def _resolve(path: Path, info: ValidationInfo) -> Path:
     """``path`` made absolute against the validation context's ``base_dir`` (default: cwd)."""
     base = Path((info.context or {}).get("base_dir", Path.cwd()))
@@ -116,7 +111,7 @@ class _Section(BaseModel):
         if isinstance(values, Mapping):
             for key in values:
                 if key not in cls.model_fields:
-                    raise _problem(f"unknown key{_closest(key, cls.model_fields)}", key=str(key))
+                    raise _problem(f"unknown key{did_you_mean_or_valid(key, cls.model_fields)}", key=str(key))
         return values
 
 
@@ -433,13 +428,13 @@ class SweepSpec(_Section):
         known = built_in_names()
         for backbone in self.grid.get("backbone", [_DEFAULT_BACKBONE]):
             if backbone not in known:
-                raise _problem(f"grid.backbone: unknown backbone {backbone!r}{_closest(str(backbone), known)}")
+                raise _problem(f"grid.backbone: unknown backbone {backbone!r}{did_you_mean_or_valid(str(backbone), known)}")
         for method in self.grid.get("method", []):
             if method not in METHODS:
-                raise _problem(f"grid.method: unknown method {method!r}{_closest(str(method), METHODS)}")
+                raise _problem(f"grid.method: unknown method {method!r}{did_you_mean_or_valid(str(method), METHODS)}")
         for split in self.grid.get("split", []):
             if split not in self.splits:
-                hint = _closest(str(split), self.splits) if self.splits else "; no split is defined"
+                hint = did_you_mean_or_valid(str(split), self.splits) if self.splits else "; no split is defined"
                 raise _problem(f"grid.split: split {split!r} is not defined under splits{hint}")
 
     def _check_search(self) -> None:
@@ -449,7 +444,7 @@ class SweepSpec(_Section):
                 raise _problem(f"search.space.{key}: {key} is also a grid key; a key is either listed or searched")
         for key, values in self.search.apply_to.items():
             if key not in self.grid:
-                raise _problem(f"search.apply_to.{key}: not a grid key{_closest(key, self.grid)}")
+                raise _problem(f"search.apply_to.{key}: not a grid key{did_you_mean_or_valid(key, self.grid)}")
             for value in values:
                 if value not in self.grid[key]:
                     raise _problem(f"search.apply_to.{key}: {value!r} is not one of grid.{key} {self.grid[key]}")
@@ -534,7 +529,7 @@ def _check_config_key(key: str, where: str, *, shortcuts: bool = True) -> None:
         return
     if key in _RESERVED_KEYS:
         raise _problem(f"{where}.{key}: use {_RESERVED_KEYS[key]} instead")
-    raise _problem(f"{where}.{key}: unknown key{_closest(key, valid)}")
+    raise _problem(f"{where}.{key}: unknown key{did_you_mean_or_valid(key, valid)}")
 
 
 def _tunable_keys() -> list[str]:
@@ -579,7 +574,7 @@ def _format_error(error: Mapping[str, Any]) -> str:
     message = str(error["msg"]).replace("Input should be", "expected")
     if error["type"] == "literal_error":
         options = re.findall(r"'([^']*)'", str(context.get("expected", "")))
-        message += _closest(str(error["input"]), options) if options else ""
+        message += did_you_mean_or_valid(str(error["input"]), options) if options else ""
     return f"{path}: {message}, got {error['input']!r}"
 
 
@@ -631,10 +626,7 @@ def apply_overrides(values: dict[str, Any], assignments: Sequence[str]) -> dict[
         ConfigError: for an assignment without ``=``, an empty key path or a value that is not valid YAML.
     """
     for assignment in assignments:
-        path, separator, raw = assignment.partition("=")
-        if not separator or not path.strip() or any(not part for part in path.strip().split(".")):
-            raise ConfigError(f"--set {assignment!r}: expected key.path=value, e.g. --set train.epochs=5")
-        _set_key(values, path.strip(), load_yaml(raw, source=f"--set {assignment}") if raw.strip() else None)
+        _set_key(values, *parse_override(assignment))
     return values
 
 

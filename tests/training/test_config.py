@@ -26,7 +26,8 @@ def test_overrides_parse_typed_values() -> None:
         ("train.mask_type=xdt", r"train\.mask_type must be one of idt, idt_drop, pdt"),
         ("train.lr=0", r"train\.lr must be > 0"),
         ("passion.temperature=-1", r"passion\.temperature has an invalid value"),
-        ("epochs=3", r"must look like section\.key=value"),
+        ("epochs=3", r"--set 'epochs=3': expected section\.key=value"),
+        ("train.=3", r"--set 'train\.=3': expected key\.path=value"),
         ("model.width=null", r"model\.width must not be null"),
     ],
 )
