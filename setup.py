@@ -40,6 +40,6 @@ setup(
         "optuna>=4.0",
         "mlflow>=3.13,<3.19",
     ],
-    extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.2"]},
+    extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.2", "medpy>=0.5"]},
     entry_points={"console_scripts": ["passion-sweep=passion_sweep.cli:main"]},
 )
