@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor, nn
 
@@ -34,8 +35,8 @@ class FusionOutput:
 
     Attributes:
         logits: fused logits, ``B4HWD``.
-        aux_logits: the four deep-supervision logits, finest first, at 1, 1/2, 1/4 and
-            1/8 of the input size.
+        aux_logits: the deep-supervision logits, in the order and at the sizes the
+            backbone's :attr:`Backbone.deep_supervision` declares.
         features: decoder features, finest first; ``features[0]`` (``BCHWD`` at full
             size) is what prototype distillation compares.
     """
@@ -54,6 +55,10 @@ class Backbone(nn.Module):
     """
 
     has_separate_decoder: bool = False
+    # One (upsampling factor to the input size, loss weight) pair per auxiliary output,
+    # in the order of ``FusionOutput.aux_logits``. The segmentation loss and the KL
+    # distillation of PASSION and of the baseline use exactly these.
+    deep_supervision: ClassVar[tuple[tuple[int, float], ...]] = ()
     size_divisor: int = 8  # input edges must be multiples of this (the total downsampling)
     min_width: int = 1  # smallest base width whose every layer keeps at least one channel
 
@@ -89,6 +94,19 @@ class Backbone(nn.Module):
                 f"patch_size must be a multiple of {cls.size_divisor} and at least {smallest} for "
                 f"{cls.__name__}, got {patch_size}"
             )
+
+    @classmethod
+    def reference_name_to_ours(cls, name: str) -> str:
+        """This backbone's name for the parameter the reference implementation calls ``name``.
+
+        ``name`` is a key of the reference ``Model(num_cls=4).state_dict()`` without the
+        ``module.`` prefix of ``DataParallel``. The identity by default, for backbones
+        whose modules carry the reference's names.
+
+        Raises:
+            KeyError: if the reference parameter has no counterpart here.
+        """
+        return name
 
     def encode(self, images: Tensor, modality: int) -> list[Tensor]:
         """Encode one modality.
