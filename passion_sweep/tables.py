@@ -19,7 +19,7 @@ import pandas as pd
 from passion_sweep.errors import ConfigError
 from passion_sweep.results import TrialResults
 from trainables.errors import did_you_mean
-from trainables.evaluation.metrics import hd95_definition
+from trainables.evaluation.metrics import HD95Convention, HD95Percentile, hd95_definition
 from trainables.modalities import REGIONS, SUBSET_MASKS, subset_name
 
 __all__ = [
@@ -146,7 +146,7 @@ def _outcomes(runs: pd.DataFrame, metric_columns: list[str]) -> pd.Series:
 # The tags a trial's run gets with its test results (see tracking.log_test_results).
 _HD95_TAGS = ("eval.hd95_percentile", "eval.hd95_convention")
 # What runs logged before the definition was recorded computed (MONAI's HD95, 1.0 for one empty mask).
-_UNRECORDED_HD95 = ("max_directed", "reference")
+_UNRECORDED_HD95: tuple[HD95Percentile, HD95Convention] = ("max_directed", "reference")
 
 
 def _hd95_definition(chosen: pd.DataFrame) -> str:
@@ -168,9 +168,8 @@ def _hd95_definition(chosen: pd.DataFrame) -> str:
         return ""
     percentile, convention = tags.iloc[0]
     if percentile == "unrecorded":
-        return (
-            "HD95 definition not recorded: runs logged before passion-sweep recorded it computed "
-            + hd95_definition(*_UNRECORDED_HD95)
+        return "HD95 definition not recorded: runs logged before passion-sweep recorded it computed " + hd95_definition(
+            *_UNRECORDED_HD95
         )
     return hd95_definition(percentile, convention)
 

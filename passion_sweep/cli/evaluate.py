@@ -1,4 +1,5 @@
 """``passion-sweep evaluate``: all 15 modality subsets of a checkpoint on whole test volumes."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +10,13 @@ import pandas as pd
 from passion_sweep.cli.options import existing_dir, existing_file
 from trainables.data.layout import read_case_list
 from trainables.evaluation.evaluate import evaluate_model, write_evaluation
-from trainables.evaluation.metrics import HD95_CONVENTIONS, HD95_PERCENTILES, hd95_definition
+from trainables.evaluation.metrics import (
+    HD95_CONVENTIONS,
+    HD95_PERCENTILES,
+    HD95Convention,
+    HD95Percentile,
+    hd95_definition,
+)
 from trainables.training import load_model, resolve_device
 
 __all__ = ["evaluate"]
@@ -56,8 +63,8 @@ def evaluate(
     data_dir: str,
     cases_file: str,
     out_dir: Path,
-    hd95_percentile: str,
-    hd95_convention: str,
+    hd95_percentile: HD95Percentile,  # click.Choice admits only these values
+    hd95_convention: HD95Convention,
     device: str,
     overlap: float,
 ) -> None:

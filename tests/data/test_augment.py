@@ -1,4 +1,5 @@
 """The reference's augmentation: draws, rotation, intensity change, flips and their order."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -113,7 +114,9 @@ def test_augment_patch_rotates_with_the_chosen_fill(fill: str, expected: list[fl
     image, label = _patch()
     options = Augmentation(intensity_scale=0.0, intensity_shift=0.0, rotation_fill=fill)
     draw = AugmentationDraw((2, 1), 9, (False, False, False))
-    augmented, _ = augment_patch(image, label, draw, np.random.default_rng(0), options, np.array([0.5, -0.2, -1.3, 2.0]))
+    augmented, _ = augment_patch(
+        image, label, draw, np.random.default_rng(0), options, np.array([0.5, -0.2, -1.3, 2.0])
+    )
     np.testing.assert_allclose(augmented[P // 2, 0, 0], expected)
 
 

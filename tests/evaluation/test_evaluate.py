@@ -1,4 +1,5 @@
 """Evaluation over whole volumes: per-case table, summary, files and the ``evaluate`` command."""
+
 from __future__ import annotations
 
 import json
@@ -81,7 +82,7 @@ def test_summary_has_every_subset_and_region(result: EvaluationResult) -> None:
 
 def test_summarize_averages_cases_then_subsets() -> None:
     rows = [
-        {"case": case, "subset": name, **{column: index + offset for column in PER_CASE_COLUMNS[2:]}}
+        {"case": case, "subset": name, **dict.fromkeys(PER_CASE_COLUMNS[2:], index + offset)}
         for offset, case in enumerate(("x", "y"))
         for index, name in enumerate(SUBSET_NAMES)
     ]
@@ -155,9 +156,7 @@ def test_evaluate_command_writes_results_and_prints_means(cli: click.Group, data
     assert len(pd.read_csv(tmp_path / "eval" / "per_case.csv")) == len(CASES) * len(SUBSET_MASKS)
 
 
-def test_evaluate_command_reports_a_missing_case_in_one_line(
-    cli: click.Group, data_dir: Path, tmp_path: Path
-) -> None:
+def test_evaluate_command_reports_a_missing_case_in_one_line(cli: click.Group, data_dir: Path, tmp_path: Path) -> None:
     checkpoint = _save_toy_checkpoint(tmp_path / "checkpoint.pt", config_width=4, weights_width=4)
     cases = tmp_path / "cases.txt"
     cases.write_text("case_a\ncase_missing\n")

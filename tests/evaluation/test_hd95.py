@@ -1,5 +1,6 @@
 """HD95: hand-computed cases, medpy (the reference's implementation) on a corpus of hard
 cases, MONAI for the ``max_directed`` option, and the reference's per-region procedure."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

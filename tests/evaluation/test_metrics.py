@@ -1,4 +1,5 @@
 """BraTS Dice against the reference's golden values (HD95: test_hd95.py)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,7 +28,9 @@ def test_brats_dice_matches_golden(golden: dict[str, Any], golden_inputs: dict[s
     _check_golden_dice(golden_inputs["pred_lab"], golden_inputs["gt_lab"], expected, golden["tolerance"])
 
 
-def test_brats_dice_matches_golden_with_sparse_et(golden: dict[str, Any], golden_inputs: dict[str, torch.Tensor]) -> None:
+def test_brats_dice_matches_golden_with_sparse_et(
+    golden: dict[str, Any], golden_inputs: dict[str, torch.Tensor]
+) -> None:
     expected = golden["outputs"]["softmax_output_dice_class4_sparse_et"]
     pred = golden_inputs["pred_lab"].clone()
     pred[(pred == 3) & (golden_inputs["u"] > 0.1)] = 1

@@ -127,9 +127,7 @@ def test_unknown_format_is_refused(table: ComparisonTable) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["md", "latex", "html"])
-def test_hd95_tables_carry_the_definition_in_the_caption(
-    known_store: str, table: ComparisonTable, fmt: str
-) -> None:
+def test_hd95_tables_carry_the_definition_in_the_caption(known_store: str, table: ComparisonTable, fmt: str) -> None:
     hd95 = build_comparison_table(load_trial_results(known_store, RunSelection(experiment="table1")), metric="hd95")
     assert "bold. HD95 in mm at unit voxel spacing: 95th percentile of both" in render_table(hd95, fmt)
     assert "HD95 in mm" not in render_table(table, fmt), "not in Dice tables"

@@ -144,8 +144,9 @@ def rotate_patch(
     """
     if degrees == 0:
         return image, label
-    axes = tuple(sorted(plane))  # scipy rotates from the lower axis towards the higher
-    sources = _plane_sources((image.shape[axes[0]], image.shape[axes[1]]), degrees)
+    low, high = sorted(plane)  # scipy rotates from the lower axis towards the higher
+    axes = (low, high)
+    sources = _plane_sources((image.shape[low], image.shape[high]), degrees)
     rotated = _gather(image.astype(np.float32, copy=False), axes, sources, fill)
     return rotated, _gather(label, axes, sources, 0)
 
@@ -168,9 +169,7 @@ def random_intensity(image: np.ndarray, rng: np.random.Generator, scale: float, 
     return (image * factor + offset).astype(np.float32)
 
 
-def flip_patch(
-    image: np.ndarray, label: np.ndarray, flips: tuple[bool, bool, bool]
-) -> tuple[np.ndarray, np.ndarray]:
+def flip_patch(image: np.ndarray, label: np.ndarray, flips: tuple[bool, bool, bool]) -> tuple[np.ndarray, np.ndarray]:
     """Flip the spatial axes marked in ``flips`` of a ``PPPC`` image and its ``PPP`` labels (views)."""
     axes = tuple(axis for axis, flip in enumerate(flips) if flip)
     if not axes:

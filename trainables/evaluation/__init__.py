@@ -1,4 +1,5 @@
 """Whole-volume evaluation over the 15 modality subsets: inference, BraTS metrics, summaries."""
+
 from __future__ import annotations
 
 from trainables.evaluation.evaluate import EvaluationResult, evaluate_model, summarize, write_evaluation

@@ -11,6 +11,7 @@ with SUBSET the present modalities joined by ``-`` (``flair-t1ce``) and REGION o
 ``WT, TC, ET, ETpp``; the same names serve as metric names elsewhere. ``eval`` records
 which HD95 definition produced the numbers (see :func:`~trainables.evaluation.metrics.hd95`).
 """
+
 from __future__ import annotations
 
 import json

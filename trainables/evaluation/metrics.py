@@ -7,6 +7,7 @@ reference) is set empty. For the ground truth ETpp is ET.
 
 Shapes: ``B`` batch (cases), ``...`` spatial axes.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -123,9 +124,7 @@ def brats_dice(
     """
     classes = torch.arange(1, 4, device=pred_labels.device).reshape(1, 3, *([1] * (pred_labels.dim() - 1)))
     dice_separate = dice_score(pred_labels.unsqueeze(1) == classes, true_labels.unsqueeze(1) == classes)
-    dice_regions = dice_score(
-        region_masks(pred_labels, et_min_voxels=et_min_voxels), region_masks(true_labels)
-    )
+    dice_regions = dice_score(region_masks(pred_labels, et_min_voxels=et_min_voxels), region_masks(true_labels))
     return dice_separate, dice_regions
 
 
