@@ -19,7 +19,7 @@ import pandas as pd
 from passion_sweep.errors import ConfigError
 from passion_sweep.results import TrialResults
 from trainables.errors import did_you_mean
-from trainables.evaluation.metrics import HD95Convention, HD95Percentile, hd95_definition
+from trainables.evaluation.conventions import HD95Convention, HD95Percentile, hd95_definition
 from trainables.modalities import REGIONS, SUBSET_MASKS, subset_name
 
 __all__ = [

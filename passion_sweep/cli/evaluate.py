@@ -9,15 +9,13 @@ import pandas as pd
 
 from passion_sweep.cli.options import existing_dir, existing_file
 from trainables.data.layout import read_case_list
-from trainables.evaluation.evaluate import evaluate_model, write_evaluation
-from trainables.evaluation.metrics import (
+from trainables.evaluation.conventions import (
     HD95_CONVENTIONS,
     HD95_PERCENTILES,
     HD95Convention,
     HD95Percentile,
     hd95_definition,
 )
-from trainables.training import load_model, resolve_device
 
 __all__ = ["evaluate"]
 
@@ -74,6 +72,10 @@ def evaluate(
     and OUT/summary.json (means per subset and over subsets, and the HD95 definition),
     and prints the means.
     """
+    # Imported here: they pull in torch, which `evaluate --help` does not need.
+    from trainables.evaluation.evaluate import evaluate_model, write_evaluation
+    from trainables.training import load_model, resolve_device
+
     resolved = resolve_device(device)
     model, config = load_model(Path(checkpoint), resolved)
     result = evaluate_model(

@@ -10,14 +10,22 @@ Shapes: ``B`` batch (cases), ``...`` spatial axes.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import torch
 from scipy import ndimage
 from torch import Tensor
 
-from trainables.errors import ConfigError
+from trainables.evaluation.conventions import (
+    BRATS_MAX_HD95,
+    HD95_CONVENTIONS,
+    HD95_PERCENTILES,
+    ONE_EMPTY_HD95,
+    HD95Convention,
+    HD95Percentile,
+    check_hd95_convention,
+    check_hd95_percentile,
+    hd95_definition,
+)
 
 __all__ = [
     "DICE_EPS",
@@ -41,22 +49,6 @@ __all__ = [
 
 DICE_EPS = 1e-8
 ET_MIN_VOXELS = 500
-# Diagonal of the 240 x 240 x 155 BraTS volume: the HD95 the BraTS challenge reports
-# when exactly one of prediction and ground truth is empty.
-BRATS_MAX_HD95 = 373.13
-# HD95 when exactly one mask is empty, per convention (both empty is always 0).
-_ONE_EMPTY_HD95 = {"reference": 1.0, "max": BRATS_MAX_HD95}
-
-HD95Convention = Literal["reference", "max"]
-HD95_CONVENTIONS: tuple[str, ...] = tuple(_ONE_EMPTY_HD95)
-
-HD95Percentile = Literal["pooled", "max_directed"]
-# How the 95th percentile is taken from the two directed surface-distance sets.
-_PERCENTILE_TEXT = {
-    "pooled": "95th percentile of both directed surface-distance sets pooled (medpy, as the reference)",
-    "max_directed": "larger of the two directed 95th percentiles (MONAI)",
-}
-HD95_PERCENTILES: tuple[str, ...] = tuple(_PERCENTILE_TEXT)
 
 
 def region_masks(labels: Tensor, *, et_min_voxels: int = 0) -> Tensor:
@@ -126,40 +118,6 @@ def brats_dice(
     dice_separate = dice_score(pred_labels.unsqueeze(1) == classes, true_labels.unsqueeze(1) == classes)
     dice_regions = dice_score(region_masks(pred_labels, et_min_voxels=et_min_voxels), region_masks(true_labels))
     return dice_separate, dice_regions
-
-
-def check_hd95_convention(name: str) -> None:
-    """Raise :class:`ConfigError` unless ``name`` is one of :data:`HD95_CONVENTIONS`."""
-    if name not in _ONE_EMPTY_HD95:
-        raise ConfigError(
-            f"hd95 convention must be one of {', '.join(HD95_CONVENTIONS)} "
-            f"(hd95_convention=, --hd95-convention), got {name!r}"
-        )
-
-
-def check_hd95_percentile(name: str) -> None:
-    """Raise :class:`ConfigError` unless ``name`` is one of :data:`HD95_PERCENTILES`."""
-    if name not in HD95_PERCENTILES:
-        raise ConfigError(
-            f"hd95 percentile must be one of {', '.join(HD95_PERCENTILES)} "
-            f"(hd95_percentile=, --hd95-percentile), got {name!r}"
-        )
-
-
-def hd95_definition(percentile: HD95Percentile, convention: HD95Convention) -> str:
-    """One line saying how HD95 values were computed, for captions and logs.
-
-    Raises:
-        ConfigError: for an unknown percentile or convention.
-    """
-    check_hd95_percentile(percentile)
-    check_hd95_convention(convention)
-    how = _PERCENTILE_TEXT[percentile]
-    return (
-        f"HD95 in mm at unit voxel spacing: {how}; {_ONE_EMPTY_HD95[convention]:g} when exactly one of "
-        f"prediction and truth is empty, 0 when both are (hd95_percentile={percentile}, "
-        f"hd95_convention={convention})"
-    )
 
 
 def surface_voxels(mask: np.ndarray) -> np.ndarray:
@@ -246,7 +204,7 @@ def hd95(
     if not pred_any and not true_any:
         return 0.0
     if pred_any != true_any:
-        return _ONE_EMPTY_HD95[empty_convention]
+        return ONE_EMPTY_HD95[empty_convention]
     pred_to_true, true_to_pred = directed_surface_distances(pred, true)
     if percentile == "pooled":
         return float(np.percentile(np.concatenate((pred_to_true, true_to_pred)), 95))
