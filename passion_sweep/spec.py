@@ -79,6 +79,8 @@ _RESERVED_KEYS = {"model.backbone": "grid.backbone", "passion.enabled": "grid.me
 _DEFAULT_BACKBONE = ModelConfig().backbone
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SCALAR = bool | int | float | str
+# Tracking stores a sweep logs to: a sqlite file, a tracking server or a database.
+_TRACKING_SCHEMES = ("sqlite:///", "http://", "https://", "postgresql", "mysql", "mssql")
 
 
 def load_yaml(text: str, *, source: str = "YAML") -> Any:
@@ -286,12 +288,15 @@ class EvalSpec(_Section):
 
     Attributes:
         cases: case list in the data folder.
+        hd95_percentile: ``pooled`` (both directed surface-distance sets, medpy, the
+            reference) or ``max_directed`` (the larger directed percentile, MONAI).
         hd95_convention: HD95 when exactly one mask is empty: ``reference`` (1.0) or
             ``max`` (373.13).
         overlap: sliding-window overlap.
     """
 
     cases: str = "test.txt"
+    hd95_percentile: Literal["pooled", "max_directed"] = "pooled"
     hd95_convention: Literal["reference", "max"] = "reference"
     overlap: float = Field(0.5, ge=0, lt=1)
 
@@ -354,6 +359,16 @@ class TrackingSpec(_Section):
 
     uri: str | None = None
     experiment: str | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _store(cls, uri: str | None) -> str | None:
+        if uri is not None and not uri.startswith(_TRACKING_SCHEMES):
+            raise _problem(
+                "expected sqlite:////abs/path/mlflow.db, http://host:port or a database URI "
+                f"(postgresql://...), got {uri!r}"
+            )
+        return uri
 
 
 class SweepSpec(_Section):

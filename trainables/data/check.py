@@ -68,7 +68,7 @@ class DatasetReport:
 def _open_array(path: Path) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as error:  # missing, truncated or not .npy
+    except (OSError, ValueError, EOFError) as error:  # missing, empty, truncated or not .npy
         raise DataError(f"cannot read {path}: {error}; re-run `passion-sweep data prepare`") from None
 
 

@@ -17,7 +17,14 @@ import numpy as np
 from tqdm import tqdm
 
 from trainables.data.atomic import atomic_write, ensure_directory
-from trainables.data.layout import MANIFEST_NAME, ManifestRow, label_path, volume_path, write_manifest
+from trainables.data.layout import (
+    MANIFEST_NAME,
+    ManifestRow,
+    check_case_names,
+    label_path,
+    volume_path,
+    write_manifest,
+)
 from trainables.data.nifti import CaseFiles, find_cases, read_case
 from trainables.errors import ConfigError, DataError
 from trainables.modalities import MODALITIES, NUM_CLASSES
@@ -129,8 +136,11 @@ def prepare_dataset(src: Path, out: Path, *, workers: int = 1, progress: bool = 
         raise ConfigError(f"workers must be >= 1, got {workers}")
     out = Path(out)
     cases = find_cases(src)
+    check_case_names((files.name for files in cases), Path(src))
     for folder in (out, out / "vol", out / "seg"):
         ensure_directory(folder)
+        for stale in folder.glob(".*.tmp"):  # atomic_write's temporary files, left by a killed run
+            stale.unlink(missing_ok=True)
     (out / MANIFEST_NAME).unlink(missing_ok=True)
     rows = []
     with tqdm(total=len(cases), desc="prepare", unit="case", disable=not progress) as bar:
