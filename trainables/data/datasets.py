@@ -52,6 +52,11 @@ def read_case_arrays(data_dir: Path, name: str) -> tuple[np.ndarray, np.ndarray]
     return vol, seg
 
 
+def _as_float32(block: np.ndarray) -> np.ndarray:
+    """Volumes of another float type (a reference-layout folder may hold float64) are read as float32."""
+    return block.astype(np.float32, copy=False)
+
+
 def _torch_rng() -> np.random.Generator:
     """A numpy generator seeded from torch's (per-worker) generator."""
     return np.random.default_rng(int(torch.randint(2**62, ())))
@@ -153,7 +158,7 @@ class TrainingDataset(_PreparedCases):
         start = rng.integers(0, np.array(self.shapes[name]) - size + 1)
         if self.augmentation is None or self.augmentation.max_rotation_degrees == 0:
             stop = start + size
-            image = torch.from_numpy(_read_block(vol, start, stop)).permute(3, 0, 1, 2).contiguous()
+            image = torch.from_numpy(_as_float32(_read_block(vol, start, stop))).permute(3, 0, 1, 2).contiguous()
             return image, torch.from_numpy(_read_block(seg, start, stop).astype(np.int64))
         axis, angle = random_rotation(rng, self.augmentation.max_rotation_degrees)
         margin = np.full(3, rotation_margin(size, angle))
@@ -161,7 +166,7 @@ class TrainingDataset(_PreparedCases):
         # Outside the volume lies only background (the volume holds the brain's bounding box),
         # so the zero padding of a block that leaves it is faithful.
         start, stop = start - margin, start + size + margin
-        image = torch.from_numpy(_read_block(vol, start, stop)).permute(3, 0, 1, 2)
+        image = torch.from_numpy(_as_float32(_read_block(vol, start, stop))).permute(3, 0, 1, 2)
         return rotate_patch(image, torch.from_numpy(_read_block(seg, start, stop)), axis, angle, size)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -192,5 +197,5 @@ class VolumeDataset(_PreparedCases):
     def __getitem__(self, index: int) -> dict[str, Any]:
         name = self.cases[index]
         vol, seg = read_case_arrays(self.data_dir, name)
-        image = torch.from_numpy(np.ascontiguousarray(np.moveaxis(vol, -1, 0)))
+        image = torch.from_numpy(np.ascontiguousarray(np.moveaxis(vol, -1, 0), dtype=np.float32))
         return {"image": image, "label": torch.from_numpy(seg.astype(np.int64)), "name": name}
