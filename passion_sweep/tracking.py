@@ -226,7 +226,9 @@ def find_sweep_tracking(uri: str, experiment: str, identity: SweepIdentity) -> S
     """The tracking of an existing sweep, or ``None`` if it has no parent run (yet)."""
     client = _client(uri)
     found = client.get_experiment_by_name(experiment)
-    parent = None if found is None else _parent_run(client, found.experiment_id, identity)
+    if found is None:
+        return None
+    parent = _parent_run(client, found.experiment_id, identity)
     return None if parent is None else SweepTracking(uri, found.experiment_id, parent.info.run_id, identity)
 
 
@@ -384,8 +386,8 @@ class TrialRun:
     metrics: Mapping[str, float]
 
 
-def _time(milliseconds: int | None) -> datetime | None:
-    return None if milliseconds is None else datetime.fromtimestamp(milliseconds / 1000, timezone.utc)
+def _time(milliseconds: int) -> datetime:
+    return datetime.fromtimestamp(milliseconds / 1000, timezone.utc)
 
 
 def trial_runs(tracking: SweepTracking) -> list[TrialRun]:
@@ -398,7 +400,7 @@ def trial_runs(tracking: SweepTracking) -> list[TrialRun]:
             cell=run.data.tags.get(TAG_CELL, ""),
             status=run.info.status,
             start=_time(run.info.start_time),
-            end=_time(run.info.end_time),
+            end=None if run.info.end_time is None else _time(run.info.end_time),
             params=dict(run.data.params),
             metrics=dict(run.data.metrics),
         )
