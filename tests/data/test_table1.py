@@ -78,3 +78,28 @@ def test_reference_split_over_other_training_cases_is_not_ready(download: Path, 
         "splits.mr2468.reference: brats2020-mr2468 covers other cases than"
     )
     assert "passion-sweep data split" in problems[0] and "--reference brats2020" in problems[0]
+
+
+def test_check_names_a_reference_split_and_its_nominal_rates(download: Path) -> None:
+    result = CliRunner().invoke(main, ["data", "check", str(download), "--split", "brats2020-mr2468"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"split\s+219 cases, the reference split brats2020-mr2468\n", result.output)
+    assert re.search(
+        r"available\s+flair 90 \(41.1%; nominal 40%\), t1ce 135 \(61.6%; nominal 60%\), "
+        r"t1 184 \(84.0%; nominal 80%\), t2 43 \(19.6%; nominal 20%\)",
+        result.output,
+    )
+
+
+def test_check_says_when_a_split_is_not_the_reference_one(download: Path, tmp_path: Path) -> None:
+    split = tmp_path / "mr2468.csv"
+    assert (
+        CliRunner()
+        .invoke(main, ["data", "split", str(download), "--missing-rates", "mr2468", "--seed", "7", "--out", str(split)])
+        .exit_code
+        == 0
+    )
+    result = CliRunner().invoke(main, ["data", "check", str(download), "--split", str(split)])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"split\s+219 cases, not one of the reference's splits\n", result.output)
+    assert "nominal 40%" in result.output  # the rates of the mr2468 in the file name
