@@ -4,7 +4,8 @@ differences from the reference's data that matter to a model (normalisation, dty
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,18 +84,22 @@ class DatasetReport:
 
     def backgrounds(self) -> dict[str, int]:
         """Number of readable cases per kind of background (:data:`BACKGROUNDS`)."""
-        kinds = [case.background for case in self.cases if case.background]
-        return {kind: kinds.count(kind) for kind in BACKGROUNDS if kind in kinds}
+        return _tally(case.background for case in self.cases)
 
     def dtypes(self) -> dict[str, int]:
         """Number of readable cases per volume dtype."""
-        dtypes = [case.dtype for case in self.cases if case.dtype]
-        return {dtype: dtypes.count(dtype) for dtype in sorted(set(dtypes))}
+        return _tally(case.dtype for case in self.cases)
 
     @property
     def ok(self) -> bool:
         """Whether no problem was found."""
         return not self.problems
+
+
+def _tally(values: Iterable[str | None]) -> dict[str, int]:
+    """How often each value occurs, None left out, sorted by value."""
+    counts = Counter(value for value in values if value is not None)
+    return dict(sorted(counts.items()))
 
 
 def _open_array(path: Path) -> np.ndarray:
@@ -190,10 +195,8 @@ def check_dataset(data_dir: Path, *, split_csv: Path | None = None) -> DatasetRe
     problems = [case.problem for case in cases if case.problem]
     known = {row.case for row in rows}
     preprocessing = read_preprocessing(data_dir)
-    report_so_far = DatasetReport(data_dir, cases, {}, None, ())
-    problems += filter(
-        None, [_unlisted_arrays(data_dir, known), _normalization_problem(preprocessing, report_so_far.backgrounds())]
-    )
+    backgrounds = _tally(case.background for case in cases)
+    problems += filter(None, [_unlisted_arrays(data_dir, known), _normalization_problem(preprocessing, backgrounds)])
 
     lists: dict[str, list[str]] = {}
     for subset in CASE_LISTS:

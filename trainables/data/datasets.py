@@ -63,12 +63,15 @@ def _torch_rng() -> np.random.Generator:
 
 
 def _read_block(array: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    """``array[start:stop]`` over the first three axes, zero-padded where it leaves the array."""
+    """``array[start:stop]`` over the first three axes, padded where it leaves the array with
+    the array's corner value (per channel): the background, ``-mean/std`` after the
+    reference's normalisation, 0 after zero-background and for label maps."""
     shape = np.array(array.shape[:3])
     low, high = np.maximum(start, 0), np.minimum(stop, shape)
     if (low == start).all() and (high == stop).all():
         return np.array(array[tuple(slice(a, b) for a, b in zip(start, stop, strict=True))])  # a copy in memory
-    block = np.zeros((*(stop - start), *array.shape[3:]), dtype=array.dtype)
+    block = np.empty((*(stop - start), *array.shape[3:]), dtype=array.dtype)
+    block[...] = array[0, 0, 0]
     inner = tuple(slice(a, b) for a, b in zip(low - start, high - start, strict=True))
     block[inner] = array[tuple(slice(a, b) for a, b in zip(low, high, strict=True))]
     return block
@@ -164,7 +167,7 @@ class TrainingDataset(_PreparedCases):
         margin = np.full(3, rotation_margin(size, angle))
         margin[axis] = 0
         # Outside the volume lies only background (the volume holds the brain's bounding box),
-        # so the zero padding of a block that leaves it is faithful.
+        # so padding a block that leaves it with the background value is faithful.
         start, stop = start - margin, start + size + margin
         image = torch.from_numpy(_as_float32(_read_block(vol, start, stop))).permute(3, 0, 1, 2)
         return rotate_patch(image, torch.from_numpy(_read_block(seg, start, stop)), axis, angle, size)
