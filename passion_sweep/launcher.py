@@ -34,7 +34,8 @@ from passion_sweep.report import log_sweep_report
 from passion_sweep.search_space import cell_space, grid_cells, total_trials
 from passion_sweep.searcher import CellSearch, CellStudies
 from passion_sweep.spec import SPEC_FILE, SweepSpec, check_ready, load_spec, locate_sweep, save_spec
-from passion_sweep.trainable import OBJECTIVE, SweepContext, prepare_sweep_data, run_trial
+from passion_sweep.tracking import OBJECTIVE
+from passion_sweep.trainable import SweepContext, prepare_sweep_data, run_trial
 from trainables.data.atomic import ensure_directory
 from trainables.errors import ConfigError, PassionSweepError
 

@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from trainables import safe_yaml
+from trainables.backbones.catalog import built_in_names, check_backbone_options
 from trainables.config import ModelConfig, RunConfig
 from trainables.data import (
     MissingRateSplit,
@@ -87,21 +88,6 @@ _RESERVED_KEYS = {"model.backbone": "grid.backbone", "passion.enabled": "grid.me
 _DEFAULT_BACKBONE = ModelConfig().backbone
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SCALAR = bool | int | float | str
-
-
-def _backbone_names() -> list[str]:
-    """The registered backbones, imported here: they import torch, which reading a spec
-    (``passion-sweep table``, ``status``) does not need."""
-    from trainables.backbones import backbone_names
-
-    return backbone_names()
-
-
-def _check_model_options(backbone: str, *, width: int, patch_size: int) -> None:
-    """Whether ``backbone`` takes this width and patch size (imported here, as above)."""
-    from trainables.backbones import backbone_class
-
-    backbone_class(backbone).check_options(width=width, patch_size=patch_size)
 
 
 def load_yaml(text: str, *, source: str = "YAML") -> Any:
@@ -466,7 +452,7 @@ class SweepSpec(_Section):
         return self
 
     def _check_grid_values(self) -> None:
-        known = _backbone_names()
+        known = built_in_names()
         for backbone in self.grid.get("backbone", [_DEFAULT_BACKBONE]):
             if backbone not in known:
                 raise _problem(f"grid.backbone: unknown backbone {backbone!r}{_closest(str(backbone), known)}")
@@ -513,7 +499,7 @@ class SweepSpec(_Section):
             for width in self.grid.get("model.width", [model.width]):
                 for patch_size in self.grid.get("model.patch_size", [model.patch_size]):
                     try:
-                        _check_model_options(backbone, width=width, patch_size=patch_size)
+                        check_backbone_options(str(backbone), width=int(width), patch_size=int(patch_size))
                     except ConfigError as error:
                         raise _problem(f"model: {error}") from None
 
