@@ -29,6 +29,7 @@ __all__ = [
     "ClientRunReader",
     "open_run_reader",
     "TrialRun",
+    "find_experiment",
     "trial_runs",
 ]
 
@@ -259,6 +260,13 @@ def _time(milliseconds: int) -> datetime:
     return datetime.fromtimestamp(milliseconds / 1000, timezone.utc)
 
 
+def find_experiment(uri: str, experiment: str) -> str | None:
+    """The id of the active experiment named ``experiment``; ``None`` while it does not exist."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return None  # not created yet (MLflow's client would create it)
+    return open_run_reader(uri, ()).experiments().get(experiment)
+
+
 def trial_runs(uri: str, experiment: str, sweep_id: str, metric_prefixes: Iterable[str] = ("",)) -> list[TrialRun]:
     """The runs of a sweep's trials, oldest first; none before the sweep logged any.
 
@@ -268,12 +276,10 @@ def trial_runs(uri: str, experiment: str, sweep_id: str, metric_prefixes: Iterab
         sweep_id: the sweep's id (its ``sweep.id`` tag).
         metric_prefixes: keep the metrics whose names start with one of these (default all).
     """
-    store = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
-    if store is not None and not store.is_file():
+    experiment_id = find_experiment(uri, experiment)
+    if experiment_id is None:
         return []
-    reader = open_run_reader(uri, metric_prefixes)
-    experiment_id = reader.experiments().get(experiment)
-    found = reader.sweep_runs([experiment_id], sweep=sweep_id) if experiment_id is not None else []
+    found = open_run_reader(uri, metric_prefixes).sweep_runs([experiment_id], sweep=sweep_id)
     runs = [
         TrialRun(
             run_id=run.run_id,

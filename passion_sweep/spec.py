@@ -88,6 +88,8 @@ _RESERVED_KEYS = {"model.backbone": "grid.backbone", "passion.enabled": "grid.me
 _DEFAULT_BACKBONE = ModelConfig().backbone
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SCALAR = bool | int | float | str
+# Tracking stores a sweep logs to: a sqlite file, a tracking server or a database.
+_TRACKING_SCHEMES = ("sqlite:///", "http://", "https://", "postgresql", "mysql", "mssql")
 
 
 def load_yaml(text: str, *, source: str = "YAML") -> Any:
@@ -381,6 +383,16 @@ class TrackingSpec(_Section):
 
     uri: str | None = None
     experiment: str | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _store(cls, uri: str | None) -> str | None:
+        if uri is not None and not uri.startswith(_TRACKING_SCHEMES):
+            raise _problem(
+                "expected sqlite:////abs/path/mlflow.db, http://host:port or a database URI "
+                f"(postgresql://...), got {uri!r}"
+            )
+        return uri
 
 
 class SweepSpec(_Section):

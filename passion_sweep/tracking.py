@@ -44,6 +44,7 @@ __all__ = [
     "delete_runs_except",
     "metric_name",
     "mlflow_hint",
+    "runs_view",
     "flatten_config",
 ]
 
@@ -59,6 +60,7 @@ TAG_SEARCH_MODE = "plan.search_mode"
 OBJECTIVE = "objective"
 _TAG_PLAN_CELL = "plan.cell."  # one tag per grid cell: a single tag would outgrow MLflow's value limit
 TAG_PARENT = "mlflow.parentRunId"
+_LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 _INVALID_METRIC_CHARACTERS = re.compile(r"[^A-Za-z0-9_\-. :/]")
 _BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch
 
@@ -151,6 +153,13 @@ def metric_name(name: str) -> str:
 def mlflow_hint(uri: str) -> str:
     """How to browse the runs at ``uri``: an ``mlflow ui`` command for a local store, else the URI."""
     return f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite:") else uri
+
+
+def runs_view(uri: str, experiment_id: str) -> str:
+    """The address of an experiment's runs view in the MLflow UI serving ``uri`` (for a local
+    store: ``mlflow ui`` at its default address)."""
+    server = uri.rstrip("/") if uri.startswith(("http://", "https://")) else _LOCAL_UI
+    return f"{server}/#/experiments/{experiment_id}/runs"
 
 
 def flatten_config(config: RunConfig) -> dict[str, str]:

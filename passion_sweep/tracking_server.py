@@ -47,6 +47,7 @@ __all__ = [
     "is_loopback",
     "exposure_warning",
     "check_can_listen",
+    "is_healthy",
     "serve",
 ]
 
@@ -213,9 +214,10 @@ def check_can_listen(host: str, port: int) -> None:
         raise ConfigError(f"--host {host} --port {port}: cannot listen there ({error.strerror})") from None
 
 
-def _healthy(url: str) -> bool:
+def is_healthy(url: str, *, timeout: float = 2.0) -> bool:
+    """Whether the MLflow server at ``url`` answers ``/health``."""
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -272,7 +274,7 @@ def serve(settings: ServerSettings, *, ready_timeout: float = 180.0) -> int:
     process = subprocess.Popen(server_command(settings), env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + ready_timeout
-        while not _healthy(settings.url):
+        while not is_healthy(settings.url):
             if process.poll() is not None:
                 raise PassionSweepError(
                     f"the MLflow server exited with status {process.returncode} at start (see its output above); "

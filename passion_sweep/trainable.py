@@ -158,9 +158,10 @@ def _configure_torch(cpus: float, gpus: float) -> None:
         torch.cuda.set_per_process_memory_fraction(gpus)
 
 
-def _tags(cell: GridCell, config: RunConfig) -> dict[str, str]:
+def _grid_values(cell: GridCell, config: RunConfig) -> dict[str, str]:
+    """The values that tell trials apart in tables and plots: tags of the trial's run (which
+    tables select by) and params too (which MLflow's compare view plots)."""
     return {
-        tracking.TAG_CELL: cell.label,
         "backbone": config.model.backbone,
         "split": str(cell.values.get("split", "none")),
         "method": "passion" if config.passion.enabled else "baseline",
@@ -249,12 +250,13 @@ def run_trial(context: SweepContext, cell_index: int, params: Mapping[str, Any],
     cell = context.cells[cell_index]
     config = context.run_config(cell, params)
     _configure_torch(session.cpus, session.gpus)
+    grid = _grid_values(cell, config)
     run_id = tracking.open_trial_run(
         context.tracking,
         session.trial_id,
         run_name=f"{cell.name}-{session.trial_id}",
-        tags=_tags(cell, config),
-        params=tracking.flatten_config(config),
+        tags={tracking.TAG_CELL: cell.label, **grid},
+        params={**tracking.flatten_config(config), **grid},
     )
     with tempfile.TemporaryDirectory(prefix=f"trial-{session.trial_id}-") as scratch:
         run_dir = Path(scratch)

@@ -9,6 +9,7 @@ import click
 from passion_sweep.cli.options import existing_dir, existing_file, set_option
 from trainables.backbones.catalog import built_in_names
 from trainables.config import DataConfig, ModelConfig, RunConfig
+from trainables.errors import ConfigError
 from trainables.passion.config import METHODS, with_method
 
 
@@ -30,6 +31,8 @@ def train(
     overrides: tuple[str, ...],
 ) -> None:
     """Train one configuration on prepared data (progress per epoch, checkpoint every epoch)."""
+    if resume and not out_dir.is_dir():
+        raise ConfigError(f"--resume: no run folder {out_dir} to continue: pass the --out of an earlier run")
     from trainables.training.loop import fit  # torch: only once the command runs, not for --help
 
     base = RunConfig(data=DataConfig(root=data_dir, split=split_csv), model=ModelConfig(backbone=backbone))

@@ -72,5 +72,7 @@ def test_trial_reports_each_epoch_and_resumes_into_the_same_run(context: SweepCo
     [run] = trial_runs(context.tracking.uri, str(context.spec.tracking.experiment), context.tracking.identity.sweep_id)
     assert run.status == "FINISHED" and run.trial_id == "trial1"
     assert run.params["passion.temperature"] == "2.0" and run.params["passion.enabled"] == "True"
+    grid = {"backbone": "rfnet", "split": "mr2468", "method": "passion", "seed": "1037"}
+    assert grid.items() <= run.params.items(), "grid values are params, for MLflow's compare view"
     history = MlflowClient(context.tracking.uri).get_metric_history(run.run_id, "loss")
     assert [point.step for point in history] == [1, 2, 2], "the resumed trial trained epoch 2 again, not epoch 1"

@@ -105,7 +105,7 @@ def _tally(values: Iterable[str | None]) -> dict[str, int]:
 def _open_array(path: Path) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as error:  # missing, truncated or not .npy
+    except (OSError, ValueError, EOFError) as error:  # missing, empty, truncated or not .npy
         raise DataError(f"cannot read {path}: {error}; re-run `passion-sweep data prepare`") from None
 
 

@@ -42,7 +42,7 @@ def read_case_arrays(data_dir: Path, name: str) -> tuple[np.ndarray, np.ndarray]
     for path in (volume_path(data_dir, name), label_path(data_dir, name)):
         try:
             arrays.append(np.load(path, mmap_mode="r"))
-        except (OSError, ValueError) as error:  # missing, truncated or not .npy
+        except (OSError, ValueError, EOFError) as error:  # missing, empty, truncated or not .npy
             raise DataError(
                 f"cannot read {path} of case {name}: {error}; run `passion-sweep data check {data_dir}`"
             ) from None

@@ -9,6 +9,7 @@ options) and ``manifest.csv`` (written last). This is the layout of RFNet's down
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Collection, Iterable, Sequence
@@ -29,6 +30,7 @@ __all__ = [
     "label_path",
     "case_list_path",
     "is_case_name",
+    "check_case_names",
     "rfnet_name",
     "unknown_case_message",
     "write_manifest",
@@ -38,6 +40,7 @@ __all__ = [
     "parse_manifest",
     "read_case_list",
     "write_case_list",
+    "open_utf8",
 ]
 
 MANIFEST_NAME = "manifest.csv"
@@ -81,6 +84,22 @@ def is_case_name(text: str) -> bool:
     return _CASE_NAME.fullmatch(text) is not None
 
 
+def check_case_names(names: Iterable[str], source: Path) -> None:
+    """Raise unless every name is a case name (:func:`is_case_name`), so that a name no
+    later command accepts never enters a data set.
+
+    Raises:
+        DataError: listing the bad names of ``source`` (at most five).
+    """
+    bad = [name for name in names if not is_case_name(name)]
+    if bad:
+        shown = ", ".join(repr(name) for name in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise DataError(
+            f"{source}: case name(s) {shown} have characters other than letters, digits, '_', '.' and '-': "
+            "rename those case folders and their files"
+        )
+
+
 def rfnet_name(folder_name: str) -> str:
     """The case name RFNet's download (and the reference's lists) give a raw case folder.
 
@@ -119,6 +138,19 @@ def write_manifest(data_dir: Path, rows: Iterable[ManifestRow]) -> Path:
         writer.writerow(MANIFEST_COLUMNS)
         writer.writerows((row.case, *row.shape, *row.label_counts) for row in rows)
     return path
+
+
+def open_utf8(path: Path) -> io.StringIO:
+    """The text of ``path`` as a stream (line endings kept, as ``open(newline="")``).
+
+    Raises:
+        DataError: if the file is not UTF-8 text, naming the byte and its offset.
+    """
+    raw = Path(path).read_bytes()
+    try:
+        return io.StringIO(raw.decode("utf-8"), newline="")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start})") from None
 
 
 def write_preprocessing(data_dir: Path, options: dict[str, str]) -> Path:
@@ -174,7 +206,7 @@ def parse_manifest(path: Path) -> list[ManifestRow]:
     Raises:
         DataError: if a row is malformed (with file and line).
     """
-    with open(path, newline="", encoding="utf-8") as stream:
+    with open_utf8(path) as stream:
         reader = csv.reader(stream)
         header = next(reader, None)
         if header is None or tuple(header) != MANIFEST_COLUMNS:
@@ -214,7 +246,7 @@ def read_case_list(path: Path, *, known_cases: Collection[str] | None = None) ->
         raise DataError(f"case list {path} not found: run `passion-sweep data split {path.parent}` to write it")
     names: list[str] = []
     seen: set[str] = set()
-    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for line_number, line in enumerate(open_utf8(path).read().splitlines(), start=1):
         name = line.strip()
         if not name:
             continue

@@ -26,6 +26,7 @@ from trainables.data.layout import (
     PREPARING_MARKER,
     PREPROCESSING_NAME,
     ManifestRow,
+    check_case_names,
     label_path,
     rfnet_name,
     volume_path,
@@ -200,9 +201,12 @@ def prepare_dataset(
         raise ConfigError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
     out = Path(out)
     cases = find_cases(src)
+    check_case_names((files.name for files in cases), Path(src))
     _check_unique_names(cases)
     for folder in (out, out / "vol", out / "seg"):
         ensure_directory(folder)
+        for stale in folder.glob(".*.tmp"):  # atomic_write's temporary files, left by a killed run
+            stale.unlink(missing_ok=True)
     (out / PREPARING_MARKER).touch()
     (out / MANIFEST_NAME).unlink(missing_ok=True)
     (out / PREPROCESSING_NAME).unlink(missing_ok=True)
