@@ -315,12 +315,15 @@ class EvalSpec(_Section):
 
     Attributes:
         cases: case list in the data folder.
+        hd95_percentile: ``pooled`` (both directed surface-distance sets, medpy, the
+            reference) or ``max_directed`` (the larger directed percentile, MONAI).
         hd95_convention: HD95 when exactly one mask is empty: ``reference`` (1.0) or
             ``max`` (373.13).
         overlap: sliding-window overlap.
     """
 
     cases: str = "test.txt"
+    hd95_percentile: Literal["pooled", "max_directed"] = "pooled"
     hd95_convention: Literal["reference", "max"] = "reference"
     overlap: float = Field(0.5, ge=0, lt=1)
 

@@ -295,12 +295,14 @@ def log_metrics(tracking: SweepTracking, run_id: str, metrics: Mapping[str, floa
 def log_test_results(
     tracking: SweepTracking, run_id: str, summary: Mapping[str, Any], *, step: int, artifacts: Iterable[Path]
 ) -> None:
-    """Log the final evaluation: ``test/<dice|hd95>/<subset|mean>/<region>`` and files.
+    """Log the final evaluation: ``test/<dice|hd95>/<subset|mean>/<region>`` metrics, the
+    settings that produced them as ``eval.<key>`` tags (the HD95 definition), and files.
 
     Args:
         tracking: the sweep's tracking.
         run_id: the trial's run.
-        summary: ``{"dice": {SUBSET: {REGION: v}}, "hd95": {...}, "mean": {"dice": {...}, "hd95": {...}}}``.
+        summary: ``{"dice": {SUBSET: {REGION: v}}, "hd95": {...}, "mean": {"dice": {...}, "hd95": {...}},
+            "eval": {KEY: value}}``.
         step: the step of these metrics (the last epoch).
         artifacts: files to attach (per-case CSV, resolved config).
     """
@@ -311,7 +313,10 @@ def log_test_results(
         for region, value in regions.items()
     }
     log_metrics(tracking, run_id, metrics, step=step)
+    from mlflow.entities import RunTag
+
     client = _client(tracking.uri)
+    client.log_batch(run_id, tags=[RunTag(f"eval.{key}", str(value)) for key, value in summary["eval"].items()])
     for path in artifacts:
         client.log_artifact(run_id, str(path))
 

@@ -216,6 +216,7 @@ def _evaluate(
         read_case_list(context.data.root / spec.eval.cases),
         patch_size=config.model.patch_size,
         overlap=spec.eval.overlap,
+        hd95_percentile=spec.eval.hd95_percentile,
         hd95_convention=spec.eval.hd95_convention,
         progress=False,
     )

@@ -68,7 +68,11 @@ class TrainConfig:
             subset of it) or ``pdt`` (complete data, random subset at fusion).
         seed: seed of weights, sampling and augmentation.
         num_workers: data-loading worker processes.
-        augment: random rotation, intensity and flips.
+        augment: the reference's random rotation, intensity change and flips.
+        rotation_fill: image value where a rotation uncovers the patch's corners:
+            ``reference`` (-1, as the reference) or ``background`` (the case's
+            background value per channel; a fix of the reference, see
+            :class:`~trainables.data.augment.Augmentation`).
         val_every: validate every this many epochs (and after the last).
         device: ``auto`` (CUDA if present), ``cpu`` or ``cuda[:N]``.
         step_every_parameter: AdamW steps every parameter in every step, with a zero
@@ -90,6 +94,7 @@ class TrainConfig:
     seed: int = 1037
     num_workers: int = 2
     augment: bool = True
+    rotation_fill: str = "reference"
     val_every: int = 10
     device: str = "auto"
     step_every_parameter: bool = True
@@ -108,6 +113,13 @@ class TrainConfig:
             raise ConfigError(f"train.seed must be in [0, {SEED_LIMIT - 1}] (what numpy accepts), got {self.seed}")
         if self.num_workers < 0:
             raise ConfigError(f"train.num_workers must be >= 0, got {self.num_workers}")
+        # Imported here, not at the top: it pulls in numpy, and this module must stay light.
+        from trainables.data.augment import ROTATION_FILLS
+
+        if self.rotation_fill not in ROTATION_FILLS:
+            raise ConfigError(
+                f"train.rotation_fill must be one of {', '.join(ROTATION_FILLS)}, got {self.rotation_fill!r}"
+            )
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "passion": PassionConfig}

@@ -17,7 +17,6 @@ from passion_sweep.cli import main
 from tests.data.reference_layout import write_reference_layout
 from trainables.data import TrainingDataset, VolumeDataset, read_case_arrays, read_manifest, read_split_csv
 from trainables.data import index as index_module
-from trainables.data.datasets import _read_block
 from trainables.errors import DataError
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "reference" / "preprocess"
@@ -240,15 +239,6 @@ def test_training_patches_from_the_download(tmp_path: Path) -> None:
     sample = dataset[0]
     assert tuple(sample["image"].shape) == (4, 16, 16, 16) and str(sample["image"].dtype) == "torch.float32"
     assert tuple(sample["mask"].tolist()) == split.mask_of(sample["name"])
-
-
-def test_a_block_leaving_the_volume_is_padded_with_the_background(tmp_path: Path) -> None:
-    vol, seg = read_case_arrays(rfnet_download(tmp_path / "download"), "HG_BraTS20_Training_340")
-    start, stop = np.array([-2, 0, 0]), np.array([3, 4, 4])
-    block, labels = _read_block(vol, start, stop), _read_block(seg, start, stop)
-    assert np.array_equal(block[:2], np.broadcast_to(vol[0, 0, 0], block[:2].shape))  # -mean/std, not 0
-    assert vol[0, 0, 0].all() and not labels[:2].any()
-    assert np.array_equal(block[2:], vol[:3, :4, :4])
 
 
 def test_check_lists_volumes_added_after_indexing(tmp_path: Path) -> None:
