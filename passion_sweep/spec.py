@@ -37,8 +37,16 @@ from passion_sweep.layout import PHANTOM_DIR, SPEC_FILE, default_store_uri
 from trainables import safe_yaml
 from trainables.backbones.catalog import built_in_names, check_backbone_options
 from trainables.config import ModelConfig, RunConfig, parse_override
-from trainables.data import parse_missing_rates
-from trainables.errors import ConfigError, did_you_mean_or_valid
+from trainables.data import (
+    MissingRateSplit,
+    allocate_missing_modalities,
+    identify_reference_split,
+    parse_missing_rates,
+    read_case_list,
+    read_split_csv,
+    reference_splits,
+)
+from trainables.errors import ConfigError, DataError, did_you_mean_or_valid
 from trainables.passion.config import METHODS
 
 __all__ = [
@@ -61,6 +69,7 @@ __all__ = [
     "load_yaml",
     "readiness_problems",
     "check_ready",
+    "describe_splits",
     "save_spec",
     "locate_sweep",
 ]
@@ -163,18 +172,21 @@ class DataSpec(_Section):
 
 
 class SplitSpec(_Section):
-    """A named missing-rate split: rates (``mrABCD`` or per modality) with a seed, or a CSV.
+    """A named missing-rate split: rates (``mrABCD`` or per modality) with a seed, a CSV, or
+    one of the reference's splits shipped with the project.
 
     Attributes:
         missing_rates: ``mr2468`` (tenths for t1, t1ce, flair, t2) or a mapping
-            ``{flair: 0.6, t1ce: 0.4, t1: 0.2, t2: 0.8}``.
+            ``{flair: 0.6, t1ce: 0.4, t1: 0.2, t2: 0.8}``, drawn over ``train.txt``.
         seed: allocation seed (reference 1037).
-        csv: a split CSV in the reference format, used instead of ``missing_rates``.
+        csv: a split CSV in the reference format.
+        reference: a built-in reference split, e.g. ``brats2020-mr2468`` (the PASSION CSV).
     """
 
     missing_rates: str | dict[str, float] | None = None
     seed: int = Field(1037, ge=0)
     csv: AbsolutePath | None = None
+    reference: str | None = None
 
     @field_validator("missing_rates")
     @classmethod
@@ -188,10 +200,20 @@ class SplitSpec(_Section):
             raise _problem(str(error)) from None
         return text
 
+    @field_validator("reference")
+    @classmethod
+    def _known_reference(cls, name: str | None) -> str | None:
+        if name is not None and name not in reference_splits():
+            raise _problem(f"unknown reference split {name!r}{did_you_mean_or_valid(name, reference_splits())}")
+        return name
+
     @model_validator(mode="after")
     def _one_source(self) -> SplitSpec:
-        if (self.missing_rates is None) == (self.csv is None):
-            raise _problem("give exactly one of missing_rates (e.g. mr2468) and csv (a split file)")
+        if sum(source is not None for source in (self.missing_rates, self.csv, self.reference)) != 1:
+            raise _problem(
+                "give exactly one of missing_rates (e.g. mr2468), reference (e.g. brats2020-mr2468) "
+                "and csv (a split file)"
+            )
         return self
 
     def rates(self) -> dict[str, float]:
@@ -678,7 +700,10 @@ def readiness_problems(spec: SweepSpec) -> list[str]:
     problems = []
     if spec.data.path is not None:
         if not spec.data.path.is_dir():
-            problems.append(f"data.path: {spec.data.path} does not exist; prepare it with passion-sweep data prepare")
+            problems.append(
+                f"data.path: {spec.data.path} does not exist; point it at RFNet's download or prepare it with "
+                "passion-sweep data prepare"
+            )
         else:
             lists = [spec.data.train_list, spec.eval.cases, spec.data.val_list]
             problems += [
@@ -686,12 +711,55 @@ def readiness_problems(spec: SweepSpec) -> list[str]:
                 for name in lists
                 if name is not None and not (spec.data.path / name).is_file()
             ]
+    train_list = spec.data.path / spec.data.train_list if spec.data.path is not None else None
+    if train_list is not None and train_list.is_file():
+        train = set(train_list.read_text(encoding="utf-8").split())
+        problems += [
+            f"splits.{name}.reference: {split.reference} covers other cases than {train_list}; "
+            f"write the reference lists with passion-sweep data split {spec.data.path} --reference "
+            f"{reference_splits()[split.reference].dataset}"
+            for name, split in spec.splits.items()
+            if split.reference is not None and set(reference_splits()[split.reference].load().names) != train
+        ]
     problems += [
         f"splits.{name}.csv: {split.csv} does not exist"
         for name, split in spec.splits.items()
         if split.csv is not None and not split.csv.is_file()
     ]
     return problems
+
+
+def _availability(split: MissingRateSplit, *, identify: bool = True) -> str:
+    reference = identify_reference_split(split) if identify else None
+    counts = ", ".join(f"{modality} {count}" for modality, count in split.modality_counts().items())
+    return f"{len(split.names)} cases; available {counts}" + (f" (= reference {reference})" if reference else "")
+
+
+def _split_summary(spec: SweepSpec, split: SplitSpec) -> str:
+    if split.reference is not None:
+        builtin = reference_splits()[split.reference]
+        cases = "the reference's train.txt" if builtin.dataset == "brats2020" else f"the {builtin.dataset} train list"
+        return f"reference {split.reference} over {cases}, {_availability(builtin.load(), identify=False)}"
+    if split.csv is not None:
+        return f"{split.csv}, {_availability(read_split_csv(split.csv))}" if split.csv.is_file() else f"{split.csv}"
+    drawn = f"rates {split.missing_rates}, seed {split.seed}"
+    train_list = spec.data.path / spec.data.train_list if spec.data.path is not None else None
+    if train_list is None or not train_list.is_file():
+        return f"{drawn}, drawn over the training list when the sweep starts"
+    split_now = allocate_missing_modalities(read_case_list(train_list), split.rates(), seed=split.seed)
+    return f"{drawn} over {train_list}, {_availability(split_now)}"
+
+
+def describe_splits(spec: SweepSpec) -> list[str]:
+    """One line per split of the grid: where its cases come from and how many have each
+    modality, and whether it is one of the reference's. Reads the data only where it exists."""
+    lines = []
+    for name in dict.fromkeys(spec.grid.get("split", [])):
+        try:
+            lines.append(f"split {name}: {_split_summary(spec, spec.splits[str(name)])}")
+        except DataError as error:
+            lines.append(f"split {name}: {error}")
+    return lines
 
 
 def check_ready(spec: SweepSpec) -> None:

@@ -30,7 +30,14 @@ from passion_sweep.search_space import GridCell
 from passion_sweep.spec import SweepSpec
 from trainables.backbones import Backbone
 from trainables.config import RunConfig
-from trainables.data import read_case_list, read_manifest, read_split_csv, write_missing_rate_split
+from trainables.data import (
+    read_case_list,
+    read_manifest,
+    read_split_csv,
+    reference_splits,
+    write_missing_rate_split,
+    write_reference_split,
+)
 from trainables.data.atomic import ensure_directory
 from trainables.evaluation.evaluate import PER_CASE_FILE, evaluate_model, write_evaluation
 from trainables.training.loop import CONFIG_NAME, METRICS_NAME, EpochReport, fit
@@ -119,6 +126,9 @@ def prepare_sweep_data(spec: SweepSpec, sweep_dir: Path) -> SweepData:
         if split.csv is not None:
             read_split_csv(split.csv, known_cases=known)
             splits[str(name)] = split.csv
+        elif split.reference is not None:
+            splits[str(name)] = split_dir / f"{name}.csv"
+            write_reference_split(root, splits[str(name)], reference_splits()[split.reference])
         else:
             splits[str(name)] = split_dir / f"{name}.csv"
             write_missing_rate_split(root, splits[str(name)], rates=split.rates(), seed=split.seed)
