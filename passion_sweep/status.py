@@ -17,7 +17,7 @@ from typing import Any
 from passion_sweep.console import format_duration
 from passion_sweep.run_store import TrialRun, find_experiment, has_parent_run, trial_runs
 from passion_sweep.search_space import GridCell, grid_cells, total_trials
-from passion_sweep.spec import SPEC_FILE, SweepSpec, load_spec, locate_sweep, readiness_problems
+from passion_sweep.spec import SPEC_FILE, SweepSpec, describe_splits, load_spec, locate_sweep, readiness_problems
 from passion_sweep.tracking import OBJECTIVE, SweepIdentity, mlflow_hint, runs_view
 
 __all__ = [
@@ -261,6 +261,7 @@ def describe_plan(spec: SweepSpec) -> str:
             f"resources: {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU per trial; "
             f"trials at a time: {concurrency}; retries per trial: {spec.ray.max_failures}",
             f"data: {data}",
+            *describe_splits(spec),
             f"results: {spec.sweep_dir}",
             f"MLflow: {spec.tracking.uri}, experiment {spec.tracking.experiment} "
             f"({mlflow_hint(str(spec.tracking.uri))})",

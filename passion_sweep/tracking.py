@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from passion_sweep.layout import IDENTITY_FILE, artifacts_beside, sqlite_path
 from trainables.config import RunConfig
 
 if TYPE_CHECKING:
@@ -50,7 +51,6 @@ __all__ = [
     "flatten_config",
 ]
 
-IDENTITY_FILE = "sweep.json"
 TAG_SWEEP = "sweep.id"
 TAG_SPEC_HASH = "spec.hash"
 TAG_TRIAL = "ray.trial_id"
@@ -192,9 +192,8 @@ def flatten_config(config: RunConfig) -> dict[str, str]:
 
 def _artifact_location(uri: str, experiment: str) -> str | None:
     """Artifacts beside a sqlite store (absolute), else where the tracking server puts them."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / experiment).as_uri()
+    store = sqlite_path(uri)
+    return None if store is None else (artifacts_beside(store) / experiment).as_uri()
 
 
 def _find_runs(client: MlflowClient, experiment_id: str, tags: Mapping[str, str]) -> list[Any]:
@@ -325,12 +324,14 @@ def last_logged_step(tracking: SweepTracking, run_id: str, key: str = "lr") -> i
 def log_test_results(
     tracking: SweepTracking, run_id: str, summary: Mapping[str, Any], *, step: int, artifacts: Iterable[Path]
 ) -> None:
-    """Log the final evaluation: ``test/<dice|hd95>/<subset|mean>/<region>`` and files.
+    """Log the final evaluation: ``test/<dice|hd95>/<subset|mean>/<region>`` metrics, the
+    settings that produced them as ``eval.<key>`` tags (the HD95 definition), and files.
 
     Args:
         tracking: the sweep's tracking.
         run_id: the trial's run.
-        summary: ``{"dice": {SUBSET: {REGION: v}}, "hd95": {...}, "mean": {"dice": {...}, "hd95": {...}}}``.
+        summary: ``{"dice": {SUBSET: {REGION: v}}, "hd95": {...}, "mean": {"dice": {...}, "hd95": {...}},
+            "eval": {KEY: value}}``.
         step: the step of these metrics (the last epoch).
         artifacts: files to attach (per-case CSV, resolved config).
     """
@@ -341,7 +342,10 @@ def log_test_results(
         for region, value in regions.items()
     }
     log_metrics(tracking, run_id, metrics, step=step)
+    from mlflow.entities import RunTag
+
     client = _client(tracking.uri)
+    client.log_batch(run_id, tags=[RunTag(f"eval.{key}", str(value)) for key, value in summary["eval"].items()])
     for path in artifacts:
         client.log_artifact(run_id, str(path))
 

@@ -24,12 +24,20 @@ from typing import Any, Protocol
 import torch
 
 from passion_sweep import tracking
+from passion_sweep.layout import EVALUATION_DIR, PHANTOM_DIR, SPLITS_DIR
 from passion_sweep.phantom import ensure_phantom
 from passion_sweep.search_space import GridCell
 from passion_sweep.spec import SweepSpec
 from trainables.backbones import Backbone
 from trainables.config import RunConfig
-from trainables.data import read_case_list, read_manifest, read_split_csv, write_missing_rate_split
+from trainables.data import (
+    read_case_list,
+    read_manifest,
+    read_split_csv,
+    reference_splits,
+    write_missing_rate_split,
+    write_reference_split,
+)
 from trainables.data.atomic import ensure_directory
 from trainables.evaluation.evaluate import PER_CASE_FILE, evaluate_model, write_evaluation
 from trainables.training.loop import CONFIG_NAME, METRICS_NAME, EpochReport, fit
@@ -105,19 +113,22 @@ def prepare_sweep_data(spec: SweepSpec, sweep_dir: Path) -> SweepData:
     """
     if spec.data.phantom is not None:
         phantom = spec.data.phantom
-        cache = phantom.cache or sweep_dir / "phantom"
+        cache = phantom.cache or sweep_dir / PHANTOM_DIR
         root = ensure_phantom(cache, cases=phantom.cases, shape=phantom.shape, seed=phantom.seed)
     else:
         root = Path(str(spec.data.path))
     known = {row.case for row in read_manifest(root)}
     read_case_list(root / spec.eval.cases, known_cases=known)
-    split_dir = ensure_directory(sweep_dir / "splits", what="split folder")
+    split_dir = ensure_directory(sweep_dir / SPLITS_DIR, what="split folder")
     splits = {}
     for name in dict.fromkeys(spec.grid.get("split", [])):
         split = spec.splits[str(name)]
         if split.csv is not None:
             read_split_csv(split.csv, known_cases=known)
             splits[str(name)] = split.csv
+        elif split.reference is not None:
+            splits[str(name)] = split_dir / f"{name}.csv"
+            write_reference_split(root, splits[str(name)], reference_splits()[split.reference])
         else:
             splits[str(name)] = split_dir / f"{name}.csv"
             write_missing_rate_split(root, splits[str(name)], rates=split.rates(), seed=split.seed)
@@ -208,10 +219,11 @@ def _evaluate(
         read_case_list(context.data.root / spec.eval.cases),
         patch_size=config.model.patch_size,
         overlap=spec.eval.overlap,
+        hd95_percentile=spec.eval.hd95_percentile,
         hd95_convention=spec.eval.hd95_convention,
         progress=False,
     )
-    evaluation_dir = context.directory / "evaluation" / trial_id
+    evaluation_dir = context.directory / EVALUATION_DIR / trial_id
     write_evaluation(result, evaluation_dir)
     tracking.log_test_results(
         context.tracking,

@@ -39,7 +39,13 @@ def test_a_rerun_of_prepare_removes_the_temporary_files_of_a_killed_run(phantom_
     (out / ".manifest.csv.0a1b2c3d.tmp").write_text("case,")
     result = run("data", "prepare", src, out, "--no-progress")
     assert result.exit_code == 0, result.output
-    assert files_under(out) == ["manifest.csv", "seg/Phantom_001_seg.npy", "vol/Phantom_001_vol.npy"]
+    assert files_under(out) == [
+        "manifest.csv",
+        "preprocessing.json",
+        "seg/Phantom_001_seg.npy",
+        "vol/Phantom_001_vol.npy",
+    ]
+
 
 
 def test_a_sweep_whose_driver_stopped_before_tracking_says_so(tmp_path: Path) -> None:

@@ -74,5 +74,7 @@ def test_trial_reports_each_epoch_and_resumes_into_the_same_run(context: SweepCo
     assert run.params["passion.temperature"] == "2.0" and run.params["passion.enabled"] == "True"
     grid = {"backbone": "rfnet", "split": "mr2468", "method": "passion", "seed": "1037"}
     assert grid.items() <= run.params.items(), "grid values are params, for MLflow's compare view"
+    tags = MlflowClient(context.tracking.uri).get_run(run.run_id).data.tags
+    assert (tags["eval.hd95_percentile"], tags["eval.hd95_convention"]) == ("pooled", "reference"), "spec defaults"
     history = MlflowClient(context.tracking.uri).get_metric_history(run.run_id, "loss")
     assert [point.step for point in history] == [1, 2], "each epoch logged once, epoch 2 trained twice"

@@ -24,7 +24,14 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from trainables.backbones import Backbone, build_backbone
 from trainables.config import RunConfig
-from trainables.data import MissingRateSplit, TrainingDataset, read_case_list, read_manifest, read_split_csv
+from trainables.data import (
+    Augmentation,
+    MissingRateSplit,
+    TrainingDataset,
+    read_case_list,
+    read_manifest,
+    read_split_csv,
+)
 from trainables.data.atomic import atomic_write
 from trainables.errors import CheckpointError, ConfigError, TrainingError
 from trainables.modalities import MODALITIES, NUM_MODALITIES
@@ -226,7 +233,7 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
         patch_size=config.model.patch_size,
         mask_type=config.train.mask_type,
         split=plan.split,
-        augment=config.train.augment,
+        augment=Augmentation(rotation_fill=config.train.rotation_fill) if config.train.augment else False,
     )
     started = time.monotonic()
     for epoch in range(start_epoch, config.train.epochs):
