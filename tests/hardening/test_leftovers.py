@@ -47,7 +47,6 @@ def test_a_rerun_of_prepare_removes_the_temporary_files_of_a_killed_run(phantom_
     ]
 
 
-
 def test_a_sweep_whose_driver_stopped_before_tracking_says_so(tmp_path: Path) -> None:
     spec = parse_spec(tiny_spec(tmp_path / "sweeps"))
     spec.sweep_dir.mkdir(parents=True)
