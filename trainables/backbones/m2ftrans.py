@@ -232,7 +232,6 @@ class M2FTrans(Backbone):
     """
 
     has_separate_decoder = True
-    size_divisor = 2 ** (_LEVELS - 1)
     deep_supervision = ((1, 0.5), (2, 0.25), (4, 0.125), (8, 0.0625), (16, 0.03125))
 
     def __init__(self, *, width: int = 8, patch_size: int = 80) -> None:
