@@ -187,8 +187,8 @@ def hd95(
     value wherever one direction has the far outliers (scattered false positives).
 
     Args:
-        pred_mask: ``HWD`` bool predicted mask.
-        true_mask: ``HWD`` bool ground-truth mask.
+        pred_mask: ``...`` bool predicted mask (``HWD`` for a volume; any rank works).
+        true_mask: ``...`` bool ground-truth mask of the same shape.
         percentile: ``"pooled"`` (reference, medpy) or ``"max_directed"`` (MONAI).
         empty_convention: value when exactly one mask is empty: ``"reference"`` gives
             1.0 (the PASSION reference), ``"max"`` gives 373.13 (BraTS, the volume
