@@ -25,7 +25,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["drop_modalities"]
+from trainables.methods.coefficients import ModDropConfig
+from trainables.methods.hooks import TrainingMethod
+
+__all__ = ["drop_modalities", "ModDrop"]
 
 
 def drop_modalities(available: Tensor, rate: float, generator: torch.Generator) -> Tensor:
@@ -52,3 +55,14 @@ def drop_modalities(available: Tensor, rate: float, generator: torch.Generator) 
         rescued = torch.nn.functional.one_hot(keys.argmax(dim=1), available.shape[1]).bool()
         kept = torch.where(emptied[:, None], rescued, kept)
     return kept
+
+
+class ModDrop(TrainingMethod):
+    """ModDrop's hook: drops modalities from the step's mask (records the dropped fraction)."""
+
+    coefficients: ModDropConfig
+
+    def drop_modalities(self, mask: Tensor) -> Tensor:
+        kept = drop_modalities(mask, self.coefficients.rate, self.generator)
+        self.record("moddrop/dropped", (mask & ~kept).sum(dim=0), mask.sum(dim=0))
+        return kept
