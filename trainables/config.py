@@ -56,7 +56,8 @@ class TrainConfig:
     Attributes:
         epochs: number of epochs.
         batch_size: cases per step.
-        iters_per_epoch: steps per epoch; ``None`` means training cases // batch size.
+        iters_per_epoch: steps per epoch; ``None`` means the reference's
+            ``ceil(training cases / batch size)``.
         lr: initial learning rate, decayed as ``lr (1 - epoch/epochs)^lr_power``.
         lr_power: exponent of the poly decay.
         weight_decay: AdamW weight decay.
@@ -69,6 +70,11 @@ class TrainConfig:
         augment: random rotation, intensity and flips.
         val_every: validate every this many epochs (and after the last).
         device: ``auto`` (CUDA if present), ``cpu`` or ``cuda[:N]``.
+        step_every_parameter: AdamW steps every parameter in every step, with a zero
+            gradient where the loss does not reach it (an absent modality's encoder),
+            as in the reference, whose graph always reaches every parameter: weight
+            decay, momentum and the step count go on. Off: such parameters are
+            skipped (PyTorch's rule for parameters without a gradient).
     """
 
     epochs: int = 300
@@ -85,6 +91,7 @@ class TrainConfig:
     augment: bool = True
     val_every: int = 10
     device: str = "auto"
+    step_every_parameter: bool = True
 
     def __post_init__(self) -> None:
         if self.mask_type not in MASK_TYPES:

@@ -95,6 +95,19 @@ class Backbone(nn.Module):
                 f"{cls.__name__}, got {patch_size}"
             )
 
+    @classmethod
+    def reference_name_to_ours(cls, name: str) -> str:
+        """This backbone's name for the parameter the reference implementation calls ``name``.
+
+        ``name`` is a key of the reference ``Model(num_cls=4).state_dict()`` without the
+        ``module.`` prefix of ``DataParallel``. The identity by default, for backbones
+        whose modules carry the reference's names.
+
+        Raises:
+            KeyError: if the reference parameter has no counterpart here.
+        """
+        return name
+
     def encode(self, images: Tensor, modality: int) -> list[Tensor]:
         """Encode one modality.
 
