@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from passion_sweep.search_space import GridCell, grid_cells, total_trials
+from passion_sweep.search_space import GridCell, cell_space, grid_cells, total_trials
 from passion_sweep.spec import SPEC_FILE, SweepSpec, load_spec, locate_sweep, readiness_problems
 from passion_sweep.trainable import OBJECTIVE
 from passion_sweep.tracking import SweepIdentity, TrialRun, find_sweep_tracking, mlflow_hint, trial_runs
@@ -95,7 +95,7 @@ def _summarize_cell(spec: SweepSpec, cell: GridCell, runs: Sequence[TrialRun]) -
         return CellSummary(cell.values, cell.trials, ended)
     sign = 1 if spec.search.mode == "max" else -1
     best = max(scored, key=lambda run: sign * run.metrics[OBJECTIVE])
-    params = tuple((key, _short(best.params.get(key, "?"))) for key in spec.search.space) if cell.searched else ()
+    params = tuple((key, _short(best.params.get(key, "?"))) for key in cell_space(spec, cell))
     return CellSummary(
         cell.values, cell.trials, ended, best.trial_id, best.metrics[OBJECTIVE], best.metrics.get(_TEST_METRIC), params
     )
@@ -217,13 +217,12 @@ def describe_plan(spec: SweepSpec) -> str:
     and what would stop it from starting here."""
     cells = grid_cells(spec)
     keys = list(spec.grid)
-    searched = ", ".join(spec.search.space)
     rows = [
         (
             str(cell.index),
             *(str(cell.values[key]) for key in keys),
             str(cell.trials),
-            searched if cell.searched else "-",
+            ", ".join(cell_space(spec, cell)) or "-",
         )
         for cell in cells
     ]

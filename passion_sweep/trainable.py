@@ -154,7 +154,7 @@ def _tags(cell: GridCell, config: RunConfig) -> dict[str, str]:
         tracking.TAG_CELL: cell.label,
         "backbone": config.model.backbone,
         "split": str(cell.values.get("split", "none")),
-        "method": "passion" if config.passion.enabled else "baseline",
+        "method": config.method.name,
         "seed": str(config.train.seed),
     }
 
