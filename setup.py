@@ -16,7 +16,7 @@ _VERSION = re.search(
     re.MULTILINE,
 ).group(1)
 
-_TEST = ["pytest>=8.0", "pytest-timeout>=2.2"]
+_TEST = ["pytest>=8.0", "pytest-timeout>=2.2", "hypothesis>=6.100", "medpy>=0.5"]
 
 setup(
     name="passion-sweep",
@@ -42,6 +42,7 @@ setup(
         "tqdm>=4.65",
         "ray[default,tune]>=2.40,<3",
         "optuna>=4.0,<6",
+        "pathspec>=0.12,<2",
         "mlflow>=3.13,<3.19",
     ],
     extras_require={

@@ -14,8 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import time
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,11 +28,13 @@ from ray.tune.search import Searcher
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from passion_sweep import shared_storage, tracking
+from passion_sweep.console import SweepConsole, TrialProgress
 from passion_sweep.report import log_sweep_report
 from passion_sweep.search_space import cell_space, grid_cells, total_trials
 from passion_sweep.searcher import CellSearch, CellStudies
 from passion_sweep.spec import SPEC_FILE, SweepSpec, check_ready, load_spec, locate_sweep, save_spec
-from passion_sweep.trainable import OBJECTIVE, SweepContext, prepare_sweep_data, run_trial
+from passion_sweep.tracking import OBJECTIVE
+from passion_sweep.trainable import SweepContext, prepare_sweep_data, run_trial
 from trainables.data.atomic import ensure_directory
 from trainables.errors import ConfigError, PassionSweepError
 
@@ -136,31 +136,43 @@ def _error_reason(trial: Trial) -> str:
 
 
 class _ProgressCallback(tune.Callback):
-    """One console line whenever the trial counts change, with the best objective so far."""
+    """The sweep's console (see :mod:`passion_sweep.console`) and a line per trial failure."""
 
-    def __init__(self, total: int, metric: str, mode: str) -> None:
-        self._total = total
-        self._metric = metric
-        self._better = max if mode == "max" else min
-        self._last: tuple[int, ...] = ()
-        self._started = time.monotonic()
+    def __init__(self, context: SweepContext, *, interval: float = 30.0) -> None:
+        self._context = context
+        self._metric = context.spec.search.metric
+        self._epochs: dict[str, int] = {}  # trial id to the epochs it trains
+        self._last_metric: dict[str, float] = {}  # trial id to its latest validation value
+        epochs = [context.spec.run_config(cell.values).train.epochs for cell in context.cells]
+        self._console = SweepConsole(
+            total_trials=total_trials(context.cells),
+            planned_epochs=sum(cell.trials * cell_epochs for cell, cell_epochs in zip(context.cells, epochs)),
+            metric=self._metric,
+            mode=context.spec.search.mode,
+            interval=interval,
+        )
 
-    def setup(self, *args: Any, **info: Any) -> None:
-        self._started = time.monotonic()
+    def _progress(self, trial: Trial) -> TrialProgress:
+        cell = self._context.cells[int(trial.config["cell"])]
+        if trial.trial_id not in self._epochs:  # searched keys may include train.epochs
+            config = self._context.spec.run_config({**cell.values, **trial.config["params"]})
+            self._epochs[trial.trial_id] = config.train.epochs
+        return TrialProgress(
+            name=f"{cell.name}-{trial.trial_id}",
+            state=trial.status,
+            epoch=int(trial.last_result.get("training_iteration", 0)),
+            epochs=self._epochs[trial.trial_id],
+            metric=self._last_metric.get(trial.trial_id),
+            objective=trial.last_result.get(OBJECTIVE),
+        )
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
+        if self._metric in result:  # validation runs every val_every epochs only
+            self._last_metric[trial.trial_id] = float(result[self._metric])
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
-        counts = Counter(trial.status for trial in trials)
-        running, done, failed = counts[Trial.RUNNING], counts[Trial.TERMINATED], counts[Trial.ERROR]
-        state = (running, done, failed)
-        if state == self._last:
-            return
-        self._last = state
-        values = [trial.last_result[OBJECTIVE] for trial in trials if OBJECTIVE in trial.last_result]
-        best = f"{self._better(values):.4f}" if values else "-"
-        minutes, seconds = divmod(int(time.monotonic() - self._started), 60)
-        pending = self._total - running - done - failed
-        summary = f"{pending} pending, {running} running, {done} done, {failed} failed of {self._total}"
-        logger.info("[%d:%02d] trials: %s | best %s %s", minutes, seconds, summary, self._metric, best)
+        for line in self._console.lines([self._progress(trial) for trial in trials]):
+            logger.info(line)
 
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         logger.warning("trial %s failed (%s); retrying from its last checkpoint", trial.trial_id, _error_reason(trial))
@@ -188,11 +200,20 @@ def _trial_dirname(trial: Trial) -> str:
 
 @contextmanager
 def _ray_session(address: str | None) -> Iterator[None]:
-    """Connect to ``address`` (or start a local Ray) unless Ray is up already."""
+    """Connect to ``address`` (or start a local Ray) unless Ray is up already.
+
+    Ray's banner, its warnings and the trials' own output reach the console only with
+    ``-v`` (this module logging at DEBUG); the sweep's progress lines say what matters.
+    """
     if ray.is_initialized():
         yield
         return
-    ray.init(address=address or "local")
+    verbose = logger.isEnabledFor(logging.DEBUG)
+    ray.init(
+        address=address or "local",
+        logging_level=logging.INFO if verbose else logging.ERROR,
+        log_to_driver=verbose,
+    )
     try:
         yield
     finally:
@@ -302,7 +323,7 @@ def _new_tuner(context: SweepContext) -> tune.Tuner:
             callbacks=[
                 JsonLoggerCallback(),
                 CSVLoggerCallback(),
-                _ProgressCallback(total, spec.search.metric, spec.search.mode),
+                _ProgressCallback(context),
                 _TrackingCallback(context.tracking),
             ],
             verbose=0,

@@ -8,7 +8,9 @@ child run holds its tags, params and final ``test/<metric>/<subset>/<region>`` v
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,18 +19,17 @@ from typing import Any
 import pandas as pd
 
 from passion_sweep import tracking
-from passion_sweep.errors import ConfigError
+from passion_sweep.errors import ConfigError, PassionSweepError
 from passion_sweep.run_store import StoredRun, open_run_reader
 from passion_sweep.spec import GRID_SHORTCUTS, RaySpec
+from passion_sweep.tracking_server import is_healthy
 from trainables.errors import did_you_mean
 
 __all__ = ["RunSelection", "TrialResults", "load_trial_results", "default_tracking_uri", "RUN_COLUMNS"]
 
 # Columns every runs frame has, before the tag, param and metric columns.
 RUN_COLUMNS: tuple[str, ...] = ("run_id", "sweep", "cell", "cell_order", "status", "failure", "objective")
-_PARENT = "mlflow.parentRunId"
 _METRIC_PREFIX = "test/"
-_OBJECTIVE = "objective"
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,54 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{RaySpec().storage_path / 'mlflow.db'}"
 
 
-def _check_store(uri: str) -> None:
-    """Refuse a sqlite URI whose file does not exist: MLflow would create an empty store there."""
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-        raise ConfigError(
-            f"no MLflow store at {uri.removeprefix('sqlite:///')}: pass --tracking-uri "
-            "sqlite:////abs/path/mlflow.db (a sweep's store is <ray.storage_path>/mlflow.db) or http://host:port"
-        )
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+# MLflow stores besides sqlite files and servers that a table can be read from.
+_STORE_SCHEMES = ("postgresql", "mysql", "mssql", "databricks")
+_STORE_FORMS = "sqlite:////abs/path/mlflow.db (a sweep's store is <ray.storage_path>/mlflow.db) or http://host:port"
+
+
+def _checked_store(uri: str) -> str:
+    """``uri`` as a store to read: a path becomes ``sqlite:///``; a sqlite file must exist
+    and be a database (MLflow would create an empty store, or fail in its schema code);
+    a server must answer.
+
+    Raises:
+        ConfigError: for a missing or non-sqlite file, or a URI that is not a store.
+        PassionSweepError: if no server answers at an ``http(s)://`` URI.
+    """
+    if uri.startswith(("http://", "https://")):
+        if not is_healthy(uri, timeout=5):  # MLflow's client would retry for minutes
+            raise PassionSweepError(
+                f"no MLflow tracking server answers at {uri}: is it running (passion-sweep tracking-server)?"
+            )
+        return uri
+    if uri.startswith(_STORE_SCHEMES):
+        return uri
+    if not uri.startswith("sqlite:///") and ("://" in uri or uri.startswith("file:")):
+        raise ConfigError(f"--tracking-uri {uri}: not an MLflow store this command reads; pass {_STORE_FORMS}")
+    path = Path(uri.removeprefix("sqlite:///")).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"no MLflow store at {path}: pass --tracking-uri {_STORE_FORMS}")
+    try:
+        with open(path, "rb") as stream:
+            is_sqlite = stream.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    except OSError as error:
+        raise ConfigError(f"cannot read the MLflow store {path}: {error.strerror}") from None
+    if not is_sqlite:
+        raise ConfigError(f"{path} is not an sqlite database: pass --tracking-uri {_STORE_FORMS}")
+    if not _mlflow_tables(path):  # MLflow would add its tables to someone else's database
+        raise ConfigError(f"{path} is an sqlite database but not an MLflow store: pass --tracking-uri {_STORE_FORMS}")
+    return f"sqlite:///{path.resolve()}"
+
+
+def _mlflow_tables(path: Path) -> bool:
+    """Whether the sqlite file has MLflow's tables (read-only: the file is left as it is)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as database:
+            tables = {row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return False
+    return {"experiments", "runs", "alembic_version"} <= tables
 
 
 def _unknown(what: str, name: str, known: Iterable[str], flag: str) -> ConfigError:
@@ -126,7 +168,7 @@ def _row(run: StoredRun) -> dict[str, Any]:
         "cell": run.tags.get(tracking.TAG_CELL),
         "status": run.status,
         "failure": run.tags.get(tracking.TAG_FAILURE),
-        "objective": run.metrics.get(_OBJECTIVE),
+        "objective": run.metrics.get(tracking.OBJECTIVE),
     }
     # Grid keys without a tag of their own (mask_type, passion.kl_weight...) become columns too.
     row.update(_cell_values(row["cell"]))
@@ -182,12 +224,13 @@ def load_trial_results(uri: str, selection: RunSelection) -> TrialResults:
     ``MISSING``, so that tables count them instead of dropping them silently.
 
     Raises:
-        ConfigError: for a missing sqlite store, an unknown experiment, sweep or filter
+        ConfigError: for a missing or non-sqlite store file, a URI that is no store, an
+            unknown experiment, sweep or filter
             key, or a selection without trial runs.
         PassionSweepError: if the tracking store cannot be read.
     """
-    _check_store(uri)
-    reader = open_run_reader(uri, (_METRIC_PREFIX, _OBJECTIVE))
+    uri = _checked_store(uri)
+    reader = open_run_reader(uri, (_METRIC_PREFIX, tracking.OBJECTIVE))
     experiments = reader.experiments()
     experiment_ids = _experiment_ids(experiments, selection)
     found = reader.sweep_runs(experiment_ids, sweep=selection.sweep)
@@ -199,9 +242,9 @@ def load_trial_results(uri: str, selection: RunSelection) -> TrialResults:
     plans = {
         run.tags[tracking.TAG_SWEEP]: plan
         for run in found
-        if _PARENT not in run.tags and (plan := tracking.SweepPlan.from_tags(run.tags)) is not None
+        if tracking.TAG_PARENT not in run.tags and (plan := tracking.SweepPlan.from_tags(run.tags)) is not None
     }
-    records = [_row(run) for run in found if _PARENT in run.tags]
+    records = [_row(run) for run in found if tracking.TAG_PARENT in run.tags]
     runs = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=list(RUN_COLUMNS))
     attributes = [
         column for column in runs.columns if column not in RUN_COLUMNS and not column.startswith(_METRIC_PREFIX)

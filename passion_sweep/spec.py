@@ -33,9 +33,19 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from trainables import safe_yaml
+from trainables.backbones.catalog import built_in_names, check_backbone_options
 from trainables.config import ModelConfig, RunConfig
-from trainables.data import parse_missing_rates
-from trainables.errors import ConfigError, did_you_mean
+from trainables.data import (
+    MissingRateSplit,
+    allocate_missing_modalities,
+    identify_reference_split,
+    parse_missing_rates,
+    read_case_list,
+    read_split_csv,
+    reference_splits,
+)
+from trainables.errors import ConfigError, DataError, did_you_mean
 from trainables.methods.registry import BALANCING_SECTIONS, method_info, method_names
 
 __all__ = [
@@ -58,6 +68,7 @@ __all__ = [
     "load_yaml",
     "readiness_problems",
     "check_ready",
+    "describe_splits",
     "save_spec",
     "locate_sweep",
 ]
@@ -77,44 +88,13 @@ _RESERVED_KEYS = {"model.backbone": "grid.backbone", "passion.enabled": "grid.me
 _DEFAULT_BACKBONE = ModelConfig().backbone
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SCALAR = bool | int | float | str
+# Tracking stores a sweep logs to: a sqlite file, a tracking server or a database.
+_TRACKING_SCHEMES = ("sqlite:///", "http://", "https://", "postgresql", "mysql", "mssql")
 
 
-def _backbone_names() -> list[str]:
-    """The registered backbones, imported here: they import torch, which reading a spec
-    (``passion-sweep table``, ``status``) does not need."""
-    from trainables.backbones import backbone_names
-
-    return backbone_names()
-
-
-def _check_model_options(backbone: str, *, width: int, patch_size: int) -> None:
-    """Whether ``backbone`` takes this width and patch size (imported here, as above)."""
-    from trainables.backbones import backbone_class
-
-    backbone_class(backbone).check_options(width=width, patch_size=patch_size)
-
-
-class _YamlLoader(yaml.SafeLoader):
-    """YAML 1.1 safe loader that also reads ``2e-4`` (no dot) as a float, as YAML 1.2 does."""
-
-
-_YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
-def load_yaml(text: str) -> Any:
-    """Parse YAML text safely (numbers like ``2e-4`` are floats)."""
-    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+def load_yaml(text: str, *, source: str = "YAML") -> Any:
+    """Parse YAML text with the project's one safe, bounded loader (see :mod:`trainables.safe_yaml`)."""
+    return safe_yaml.load_yaml(text, source=source)
 
 
 def _problem(message: str, key: str = "") -> PydanticCustomError:
@@ -139,7 +119,7 @@ AbsolutePath = Annotated[Path, AfterValidator(_resolve)]
 class _Section(BaseModel):
     """A spec section: frozen, with unknown keys reported with the closest valid name."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -197,18 +177,21 @@ class DataSpec(_Section):
 
 
 class SplitSpec(_Section):
-    """A named missing-rate split: rates (``mrABCD`` or per modality) with a seed, or a CSV.
+    """A named missing-rate split: rates (``mrABCD`` or per modality) with a seed, a CSV, or
+    one of the reference's splits shipped with the project.
 
     Attributes:
         missing_rates: ``mr2468`` (tenths for t1, t1ce, flair, t2) or a mapping
-            ``{flair: 0.6, t1ce: 0.4, t1: 0.2, t2: 0.8}``.
+            ``{flair: 0.6, t1ce: 0.4, t1: 0.2, t2: 0.8}``, drawn over ``train.txt``.
         seed: allocation seed (reference 1037).
-        csv: a split CSV in the reference format, used instead of ``missing_rates``.
+        csv: a split CSV in the reference format.
+        reference: a built-in reference split, e.g. ``brats2020-mr2468`` (the PASSION CSV).
     """
 
     missing_rates: str | dict[str, float] | None = None
     seed: int = Field(1037, ge=0)
     csv: AbsolutePath | None = None
+    reference: str | None = None
 
     @field_validator("missing_rates")
     @classmethod
@@ -222,10 +205,20 @@ class SplitSpec(_Section):
             raise _problem(str(error)) from None
         return text
 
+    @field_validator("reference")
+    @classmethod
+    def _known_reference(cls, name: str | None) -> str | None:
+        if name is not None and name not in reference_splits():
+            raise _problem(f"unknown reference split {name!r}{_closest(name, reference_splits())}")
+        return name
+
     @model_validator(mode="after")
     def _one_source(self) -> SplitSpec:
-        if (self.missing_rates is None) == (self.csv is None):
-            raise _problem("give exactly one of missing_rates (e.g. mr2468) and csv (a split file)")
+        if sum(source is not None for source in (self.missing_rates, self.csv, self.reference)) != 1:
+            raise _problem(
+                "give exactly one of missing_rates (e.g. mr2468), reference (e.g. brats2020-mr2468) "
+                "and csv (a split file)"
+            )
         return self
 
     def rates(self) -> dict[str, float]:
@@ -322,12 +315,15 @@ class EvalSpec(_Section):
 
     Attributes:
         cases: case list in the data folder.
+        hd95_percentile: ``pooled`` (both directed surface-distance sets, medpy, the
+            reference) or ``max_directed`` (the larger directed percentile, MONAI).
         hd95_convention: HD95 when exactly one mask is empty: ``reference`` (1.0) or
             ``max`` (373.13).
         overlap: sliding-window overlap.
     """
 
     cases: str = "test.txt"
+    hd95_percentile: Literal["pooled", "max_directed"] = "pooled"
     hd95_convention: Literal["reference", "max"] = "reference"
     overlap: float = Field(0.5, ge=0, lt=1)
 
@@ -390,6 +386,16 @@ class TrackingSpec(_Section):
 
     uri: str | None = None
     experiment: str | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _store(cls, uri: str | None) -> str | None:
+        if uri is not None and not uri.startswith(_TRACKING_SCHEMES):
+            raise _problem(
+                "expected sqlite:////abs/path/mlflow.db, http://host:port or a database URI "
+                f"(postgresql://...), got {uri!r}"
+            )
+        return uri
 
 
 class SweepSpec(_Section):
@@ -468,7 +474,7 @@ class SweepSpec(_Section):
         return self
 
     def _check_grid_values(self) -> None:
-        known = _backbone_names()
+        known = built_in_names()
         for backbone in self.grid.get("backbone", [_DEFAULT_BACKBONE]):
             if backbone not in known:
                 raise _problem(f"grid.backbone: unknown backbone {backbone!r}{_closest(str(backbone), known)}")
@@ -515,7 +521,7 @@ class SweepSpec(_Section):
             for width in self.grid.get("model.width", [model.width]):
                 for patch_size in self.grid.get("model.patch_size", [model.patch_size]):
                     try:
-                        _check_model_options(backbone, width=width, patch_size=patch_size)
+                        check_backbone_options(str(backbone), width=int(width), patch_size=int(patch_size))
                     except ConfigError as error:
                         raise _problem(f"model: {error}") from None
 
@@ -669,13 +675,13 @@ def apply_overrides(values: dict[str, Any], assignments: Sequence[str]) -> dict[
     """``values`` with ``key.path=value`` assignments applied (values parsed as YAML).
 
     Raises:
-        ConfigError: for an assignment without ``=`` or an empty key path.
+        ConfigError: for an assignment without ``=``, an empty key path or a value that is not valid YAML.
     """
     for assignment in assignments:
         path, separator, raw = assignment.partition("=")
         if not separator or not path.strip() or any(not part for part in path.strip().split(".")):
             raise ConfigError(f"--set {assignment!r}: expected key.path=value, e.g. --set train.epochs=5")
-        _set_key(values, path.strip(), load_yaml(raw) if raw.strip() else None)
+        _set_key(values, path.strip(), load_yaml(raw, source=f"--set {assignment}") if raw.strip() else None)
     return values
 
 
@@ -688,15 +694,11 @@ def load_spec(path: Path, overrides: Sequence[str] = (), *, base_dir: Path | Non
         base_dir: folder that relative paths are resolved against (default: cwd).
 
     Raises:
-        ConfigError: for a missing or unreadable file, bad YAML or any invalid key.
+        ConfigError: for a missing, unreadable or non-UTF-8 file, bad or oversized YAML
+            (see :mod:`trainables.safe_yaml`) or any invalid key.
     """
     path = Path(path)
-    try:
-        values = load_yaml(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"cannot read spec {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
+    values = safe_yaml.load_yaml_file(path, what="spec")
     if isinstance(values, dict):
         values = apply_overrides(values, overrides)
     return parse_spec(values, source=str(path), base_dir=base_dir)
@@ -716,7 +718,10 @@ def readiness_problems(spec: SweepSpec) -> list[str]:
     problems = []
     if spec.data.path is not None:
         if not spec.data.path.is_dir():
-            problems.append(f"data.path: {spec.data.path} does not exist; prepare it with passion-sweep data prepare")
+            problems.append(
+                f"data.path: {spec.data.path} does not exist; point it at RFNet's download or prepare it with "
+                "passion-sweep data prepare"
+            )
         else:
             lists = [spec.data.train_list, spec.eval.cases, spec.data.val_list]
             problems += [
@@ -724,12 +729,55 @@ def readiness_problems(spec: SweepSpec) -> list[str]:
                 for name in lists
                 if name is not None and not (spec.data.path / name).is_file()
             ]
+    train_list = spec.data.path / spec.data.train_list if spec.data.path is not None else None
+    if train_list is not None and train_list.is_file():
+        train = set(train_list.read_text(encoding="utf-8").split())
+        problems += [
+            f"splits.{name}.reference: {split.reference} covers other cases than {train_list}; "
+            f"write the reference lists with passion-sweep data split {spec.data.path} --reference "
+            f"{reference_splits()[split.reference].dataset}"
+            for name, split in spec.splits.items()
+            if split.reference is not None and set(reference_splits()[split.reference].load().names) != train
+        ]
     problems += [
         f"splits.{name}.csv: {split.csv} does not exist"
         for name, split in spec.splits.items()
         if split.csv is not None and not split.csv.is_file()
     ]
     return problems
+
+
+def _availability(split: MissingRateSplit, *, identify: bool = True) -> str:
+    reference = identify_reference_split(split) if identify else None
+    counts = ", ".join(f"{modality} {count}" for modality, count in split.modality_counts().items())
+    return f"{len(split.names)} cases; available {counts}" + (f" (= reference {reference})" if reference else "")
+
+
+def _split_summary(spec: SweepSpec, split: SplitSpec) -> str:
+    if split.reference is not None:
+        builtin = reference_splits()[split.reference]
+        cases = "the reference's train.txt" if builtin.dataset == "brats2020" else f"the {builtin.dataset} train list"
+        return f"reference {split.reference} over {cases}, {_availability(builtin.load(), identify=False)}"
+    if split.csv is not None:
+        return f"{split.csv}, {_availability(read_split_csv(split.csv))}" if split.csv.is_file() else f"{split.csv}"
+    drawn = f"rates {split.missing_rates}, seed {split.seed}"
+    train_list = spec.data.path / spec.data.train_list if spec.data.path is not None else None
+    if train_list is None or not train_list.is_file():
+        return f"{drawn}, drawn over the training list when the sweep starts"
+    split_now = allocate_missing_modalities(read_case_list(train_list), split.rates(), seed=split.seed)
+    return f"{drawn} over {train_list}, {_availability(split_now)}"
+
+
+def describe_splits(spec: SweepSpec) -> list[str]:
+    """One line per split of the grid: where its cases come from and how many have each
+    modality, and whether it is one of the reference's. Reads the data only where it exists."""
+    lines = []
+    for name in dict.fromkeys(spec.grid.get("split", [])):
+        try:
+            lines.append(f"split {name}: {_split_summary(spec, spec.splits[str(name)])}")
+        except DataError as error:
+            lines.append(f"split {name}: {error}")
+    return lines
 
 
 def check_ready(spec: SweepSpec) -> None:

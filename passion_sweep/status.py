@@ -14,10 +14,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from passion_sweep.console import format_duration
+from passion_sweep.run_store import TrialRun, find_experiment, trial_runs
 from passion_sweep.search_space import GridCell, cell_space, grid_cells, total_trials
-from passion_sweep.spec import SPEC_FILE, SweepSpec, load_spec, locate_sweep, readiness_problems
-from passion_sweep.trainable import OBJECTIVE
-from passion_sweep.tracking import SweepIdentity, TrialRun, find_sweep_tracking, mlflow_hint, trial_runs
+from passion_sweep.spec import SPEC_FILE, SweepSpec, describe_splits, load_spec, locate_sweep, readiness_problems
+from passion_sweep.tracking import OBJECTIVE, SweepIdentity, mlflow_hint, runs_view
 
 __all__ = [
     "STATES",
@@ -66,6 +67,7 @@ class SweepStatus:
         directory: sweep folder.
         sweep_id: its id (MLflow tag ``sweep.id``).
         tracking_uri: MLflow tracking URI.
+        experiment_id: the MLflow experiment's id; ``None`` before the sweep created it.
         metric: the objective's metric and ``mode``.
         mode: ``max`` or ``min``.
         counts: trials per state (``pending``, ``running``, ``done``, ``stopped``, ``failed``).
@@ -79,6 +81,7 @@ class SweepStatus:
     directory: Path
     sweep_id: str
     tracking_uri: str
+    experiment_id: str | None
     metric: str
     mode: str
     counts: dict[str, int]
@@ -130,11 +133,11 @@ def sweep_status(target: str | Path) -> SweepStatus:
     spec = load_spec(directory / SPEC_FILE)
     identity = SweepIdentity.load(directory)
     cells = grid_cells(spec)
-    sweep_tracking = find_sweep_tracking(str(spec.tracking.uri), str(spec.tracking.experiment), identity)
-    runs = trial_runs(sweep_tracking) if sweep_tracking is not None else []
+    uri, experiment = str(spec.tracking.uri), str(spec.tracking.experiment)
+    runs = trial_runs(uri, experiment, identity.sweep_id, (OBJECTIVE, _TEST_METRIC))
     now = datetime.now(timezone.utc)
     total = total_trials(cells)
-    counts = {state: 0 for state in ("pending", *STATES.values())}
+    counts = dict.fromkeys(("pending", *STATES.values()), 0)
     for run in runs:
         counts[STATES.get(run.status, "running")] += 1
     counts["pending"] = max(total - len(runs), 0)
@@ -147,7 +150,8 @@ def sweep_status(target: str | Path) -> SweepStatus:
         name=spec.name,
         directory=directory,
         sweep_id=identity.sweep_id,
-        tracking_uri=str(spec.tracking.uri),
+        tracking_uri=uri,
+        experiment_id=find_experiment(uri, experiment),
         metric=spec.search.metric,
         mode=spec.search.mode,
         counts=counts,
@@ -159,11 +163,7 @@ def sweep_status(target: str | Path) -> SweepStatus:
 
 
 def _duration(value: timedelta | None) -> str:
-    if value is None:
-        return "unknown (no trial finished yet)"
-    minutes, seconds = divmod(int(value.total_seconds()), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}"
+    return "unknown (no trial finished yet)" if value is None else format_duration(value.total_seconds())
 
 
 def _number(value: float | None) -> str:
@@ -208,6 +208,7 @@ def format_status(status: SweepStatus) -> str:
             f"elapsed {_duration(status.elapsed)}, left {_duration(status.remaining)}",
             *_table(header, rows),
             f"MLflow: {mlflow_hint(status.tracking_uri)}",
+            *([f"runs view: {runs_view(status.tracking_uri, status.experiment_id)}"] if status.experiment_id else []),
         ]
     )
 
@@ -247,6 +248,7 @@ def describe_plan(spec: SweepSpec) -> str:
             f"resources: {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU per trial; "
             f"trials at a time: {concurrency}; retries per trial: {spec.ray.max_failures}",
             f"data: {data}",
+            *describe_splits(spec),
             f"results: {spec.sweep_dir}",
             f"MLflow: {spec.tracking.uri}, experiment {spec.tracking.experiment} "
             f"({mlflow_hint(str(spec.tracking.uri))})",

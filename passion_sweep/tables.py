@@ -19,6 +19,7 @@ import pandas as pd
 from passion_sweep.errors import ConfigError
 from passion_sweep.results import TrialResults
 from trainables.errors import did_you_mean
+from trainables.evaluation.conventions import HD95Convention, HD95Percentile, hd95_definition
 from trainables.modalities import REGIONS, SUBSET_MASKS, subset_name
 
 __all__ = [
@@ -77,6 +78,8 @@ class ComparisonTable:
             label, region)``; no columns unless asked for.
         footnotes: one line per marked configuration, then notes on trial selection.
         precision: decimals printed.
+        definition: how the values were computed, for HD95 tables (which HD95 definition
+            the runs recorded); empty for Dice.
     """
 
     metric: str
@@ -87,6 +90,7 @@ class ComparisonTable:
     deltas: pd.DataFrame
     footnotes: tuple[str, ...]
     precision: int = 2
+    definition: str = ""
 
     @property
     def lower_is_better(self) -> bool:
@@ -137,6 +141,37 @@ def _outcomes(runs: pd.DataFrame, metric_columns: list[str]) -> pd.Series:
     has_results = runs[metric_columns].notna().any(axis=1) if metric_columns else pd.Series(False, index=runs.index)
     outcome = runs["status"].where(runs["status"] != "FINISHED", "NO_RESULTS")
     return outcome.where(~((runs["status"] == "FINISHED") & has_results), "DONE")
+
+
+# The tags a trial's run gets with its test results (see tracking.log_test_results).
+_HD95_TAGS = ("eval.hd95_percentile", "eval.hd95_convention")
+# What runs logged before the definition was recorded computed (MONAI's HD95, 1.0 for one empty mask).
+_UNRECORDED_HD95: tuple[HD95Percentile, HD95Convention] = ("max_directed", "reference")
+
+
+def _hd95_definition(chosen: pd.DataFrame) -> str:
+    """The HD95 definition of the tabulated runs, as one line.
+
+    Raises:
+        ConfigError: if the runs computed HD95 in different ways.
+    """
+    tags = chosen.reindex(columns=list(_HD95_TAGS)).astype("string").fillna("unrecorded")
+    for key in _HD95_TAGS:
+        values = sorted(tags[key].unique())
+        if len(values) > 1:
+            known = [value for value in values if value != "unrecorded"]
+            raise ConfigError(
+                f"the selected runs computed HD95 differently ({key}: {', '.join(values)}): "
+                f"select one with --filter {key}={known[0]}"
+            )
+    if chosen.empty:
+        return ""
+    percentile, convention = tags.iloc[0]
+    if percentile == "unrecorded":
+        return "HD95 definition not recorded: runs logged before passion-sweep recorded it computed " + hd95_definition(
+            *_UNRECORDED_HD95
+        )
+    return hd95_definition(percentile, convention)
 
 
 def _pick_per_seed(done: pd.DataFrame, modes: Mapping[str, str]) -> tuple[pd.DataFrame, int]:
@@ -270,7 +305,8 @@ def build_comparison_table(
 
     Raises:
         ConfigError: for an unknown metric, region or column, for runs that differ in a
-            grid key the columns do not separate, or for ``delta`` without pairs.
+            grid key the columns do not separate or (HD95) in the HD95 definition, or for
+            ``delta`` without pairs.
     """
     runs = results.runs
     regions = tuple(regions)
@@ -300,4 +336,7 @@ def build_comparison_table(
     deltas = _deltas(stats, configurations, columns, regions) if delta else pd.DataFrame(index=stats.index)
     search_metrics = {plan.search_metric for plan in results.plans.values()}
     configurations, notes = _footnotes(runs, configurations, chosen_from, search_metrics)
-    return ComparisonTable(metric, regions, tuple(configurations), stats, best, deltas, tuple(notes), precision)
+    definition = _hd95_definition(chosen) if metric == "hd95" else ""
+    return ComparisonTable(
+        metric, regions, tuple(configurations), stats, best, deltas, tuple(notes), precision, definition
+    )

@@ -29,16 +29,22 @@ from passion_sweep.search_space import GridCell
 from passion_sweep.spec import SweepSpec
 from trainables.backbones import Backbone
 from trainables.config import RunConfig
-from trainables.data import read_case_list, read_manifest, read_split_csv, write_missing_rate_split
+from trainables.data import (
+    read_case_list,
+    read_manifest,
+    read_split_csv,
+    reference_splits,
+    write_missing_rate_split,
+    write_reference_split,
+)
 from trainables.data.atomic import ensure_directory
 from trainables.evaluation.evaluate import PER_CASE_FILE, evaluate_model, write_evaluation
 from trainables.training.loop import CONFIG_NAME, METRICS_NAME, EpochReport, fit
 
-__all__ = ["OBJECTIVE", "SweepData", "SweepContext", "TrialSession", "prepare_sweep_data", "run_trial"]
+__all__ = ["SweepData", "SweepContext", "TrialSession", "prepare_sweep_data", "run_trial"]
 
 logger = logging.getLogger(__name__)
 
-OBJECTIVE = "objective"  # the best value so far of search.metric, reported with every result
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,9 @@ def prepare_sweep_data(spec: SweepSpec, sweep_dir: Path) -> SweepData:
         if split.csv is not None:
             read_split_csv(split.csv, known_cases=known)
             splits[str(name)] = split.csv
+        elif split.reference is not None:
+            splits[str(name)] = split_dir / f"{name}.csv"
+            write_reference_split(root, splits[str(name)], reference_splits()[split.reference])
         else:
             splits[str(name)] = split_dir / f"{name}.csv"
             write_missing_rate_split(root, splits[str(name)], rates=split.rates(), seed=split.seed)
@@ -139,7 +148,7 @@ class _Objective:
             self.value = value if self.value is None else self._better(self.value, value)
 
     def as_metrics(self) -> dict[str, float]:
-        return {} if self.value is None else {OBJECTIVE: self.value}
+        return {} if self.value is None else {tracking.OBJECTIVE: self.value}
 
 
 def _configure_torch(cpus: float, gpus: float) -> None:
@@ -149,9 +158,10 @@ def _configure_torch(cpus: float, gpus: float) -> None:
         torch.cuda.set_per_process_memory_fraction(gpus)
 
 
-def _tags(cell: GridCell, config: RunConfig) -> dict[str, str]:
+def _grid_values(cell: GridCell, config: RunConfig) -> dict[str, str]:
+    """The values that tell trials apart in tables and plots: tags of the trial's run (which
+    tables select by) and params too (which MLflow's compare view plots)."""
     return {
-        tracking.TAG_CELL: cell.label,
         "backbone": config.model.backbone,
         "split": str(cell.values.get("split", "none")),
         "method": config.method.name,
@@ -206,6 +216,7 @@ def _evaluate(
         read_case_list(context.data.root / spec.eval.cases),
         patch_size=config.model.patch_size,
         overlap=spec.eval.overlap,
+        hd95_percentile=spec.eval.hd95_percentile,
         hd95_convention=spec.eval.hd95_convention,
         progress=False,
     )
@@ -240,12 +251,13 @@ def run_trial(context: SweepContext, cell_index: int, params: Mapping[str, Any],
     cell = context.cells[cell_index]
     config = context.run_config(cell, params)
     _configure_torch(session.cpus, session.gpus)
+    grid = _grid_values(cell, config)
     run_id = tracking.open_trial_run(
         context.tracking,
         session.trial_id,
         run_name=f"{cell.name}-{session.trial_id}",
-        tags=_tags(cell, config),
-        params=tracking.flatten_config(config),
+        tags={tracking.TAG_CELL: cell.label, **grid},
+        params={**tracking.flatten_config(config), **grid},
     )
     with tempfile.TemporaryDirectory(prefix=f"trial-{session.trial_id}-") as scratch:
         run_dir = Path(scratch)

@@ -8,21 +8,22 @@ in checkpoints) and rejects unknown keys with the closest valid name;
 from __future__ import annotations
 
 import dataclasses
-import re
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any
-
-import yaml
 
 from trainables.errors import ConfigError, did_you_mean
 from trainables.methods.coefficients import MethodConfig, MMParetoConfig, ModDropConfig, OGMGEConfig, PMRConfig
 from trainables.methods.registry import BALANCING_SECTIONS, method_info, method_passion
 from trainables.modalities import MASK_TYPES
 from trainables.passion.config import PassionConfig
+from trainables.safe_yaml import load_yaml
 
-__all__ = ["DataConfig", "ModelConfig", "TrainConfig", "RunConfig"]
+__all__ = ["SEED_LIMIT", "DataConfig", "ModelConfig", "TrainConfig", "RunConfig"]
 
+# Seeds go to numpy, which takes 0 <= seed < 2**32.
+SEED_LIMIT = 2**32
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -69,7 +70,11 @@ class TrainConfig:
             subset of it) or ``pdt`` (complete data, random subset at fusion).
         seed: seed of weights, sampling and augmentation.
         num_workers: data-loading worker processes.
-        augment: random rotation, intensity and flips.
+        augment: the reference's random rotation, intensity change and flips.
+        rotation_fill: image value where a rotation uncovers the patch's corners:
+            ``reference`` (-1, as the reference) or ``background`` (the case's
+            background value per channel; a fix of the reference, see
+            :class:`~trainables.data.augment.Augmentation`).
         val_every: validate every this many epochs (and after the last).
         device: ``auto`` (CUDA if present), ``cpu`` or ``cuda[:N]``.
         step_every_parameter: AdamW steps every parameter in every step, with a zero
@@ -91,6 +96,7 @@ class TrainConfig:
     seed: int = 1037
     num_workers: int = 2
     augment: bool = True
+    rotation_fill: str = "reference"
     val_every: int = 10
     device: str = "auto"
     step_every_parameter: bool = True
@@ -105,8 +111,17 @@ class TrainConfig:
             raise ConfigError(f"train.iters_per_epoch must be >= 1 or null, got {self.iters_per_epoch}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if not 0 <= self.seed < SEED_LIMIT:
+            raise ConfigError(f"train.seed must be in [0, {SEED_LIMIT - 1}] (what numpy accepts), got {self.seed}")
         if self.num_workers < 0:
             raise ConfigError(f"train.num_workers must be >= 0, got {self.num_workers}")
+        # Imported here, not at the top: it pulls in numpy, and this module must stay light.
+        from trainables.data.augment import ROTATION_FILLS
+
+        if self.rotation_fill not in ROTATION_FILLS:
+            raise ConfigError(
+                f"train.rotation_fill must be one of {', '.join(ROTATION_FILLS)}, got {self.rotation_fill!r}"
+            )
 
 
 _SECTIONS: dict[str, type] = {
@@ -204,17 +219,10 @@ def _free_fixed_keys(values: dict[str, dict[str, Any]], method: str) -> None:
         values["passion"][key] = defaults[key]
 
 
-_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
-
-
 def _parse_scalar(raw: str) -> Any:
-    """A command-line value as YAML reads it, except that ``2e-3`` is a float (YAML 1.1 wants ``2.0e-3``)."""
+    """A command-line value as the project's YAML loader reads it (``2e-3`` is a float)."""
     text = raw.strip()
-    if not text:
-        return None
-    if _FLOAT.fullmatch(text):
-        return float(text)
-    return yaml.safe_load(text)
+    return load_yaml(text, source=f"value {text!r}") if text else None
 
 
 def _suggest(name: str, valid: typing.Iterable[str]) -> str:
@@ -247,6 +255,8 @@ def _convert(path: str, annotation: Any, value: Any) -> Any:
         if option is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{path} must be a finite number, got {value!r}")
             return float(value)
         if option is str and isinstance(value, str):
             return value

@@ -7,15 +7,14 @@ from pathlib import Path
 import click
 
 from passion_sweep.cli.options import existing_file
-from trainables.backbones import backbone_names
-from trainables.training.checkpoint import import_reference_checkpoint
+from trainables.backbones.catalog import built_in_names
 
 __all__ = ["import_checkpoint"]
 
 
 @click.command("import-checkpoint")
 @click.argument("reference", type=existing_file)
-@click.option("--backbone", type=click.Choice(backbone_names()), required=True, help="The reference model's network.")
+@click.option("--backbone", type=click.Choice(built_in_names()), required=True, help="The reference model's network.")
 @click.option(
     "--out",
     "out_file",
@@ -29,5 +28,7 @@ def import_checkpoint(reference: str, backbone: str, out_file: Path) -> None:
     Every tensor is checked by name and shape; the first one that does not fit is
     reported and nothing is written.
     """
+    from trainables.training.checkpoint import import_reference_checkpoint  # torch: not for --help
+
     imported = import_reference_checkpoint(Path(reference), backbone, out_file)
     click.echo(f"wrote {out_file} ({backbone}, reference epoch {imported['reference_epoch']})")

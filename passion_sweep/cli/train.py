@@ -6,17 +6,17 @@ from pathlib import Path
 import click
 
 from passion_sweep.cli.options import existing_dir, existing_file, set_option
-from trainables.backbones import backbone_names
+from trainables.backbones.catalog import built_in_names
 from trainables.config import DataConfig, ModelConfig, RunConfig
+from trainables.errors import ConfigError
 from trainables.methods.registry import method_names
-from trainables.training.loop import fit
 
 
 @click.command()
 @click.option("--data", "data_dir", type=existing_dir, required=True, help="Prepared data folder (data prepare).")
 @click.option("--split", "split_csv", type=existing_file, help="Missing-rate split CSV (needed for idt, idt_drop).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, resolve_path=True, path_type=Path), required=True, help="Run folder for config, metrics and checkpoint.")
-@click.option("--backbone", type=click.Choice(backbone_names()), default="rfnet", show_default=True)
+@click.option("--backbone", type=click.Choice(built_in_names()), default="rfnet", show_default=True)
 @click.option(
     "--method",
     type=click.Choice(method_names()),
@@ -36,6 +36,10 @@ def train(
     overrides: tuple[str, ...],
 ) -> None:
     """Train one configuration on prepared data (progress per epoch, checkpoint every epoch)."""
+    if resume and not out_dir.is_dir():
+        raise ConfigError(f"--resume: no run folder {out_dir} to continue: pass the --out of an earlier run")
+    from trainables.training.loop import fit  # torch: only once the command runs, not for --help
+
     base = RunConfig(data=DataConfig(root=data_dir, split=split_csv), model=ModelConfig(backbone=backbone))
     config = base.with_overrides([f"method.name={method}", *overrides])
     fit(config, out_dir, resume=resume)

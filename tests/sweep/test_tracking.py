@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from passion_sweep import tracking
+from passion_sweep.run_store import trial_runs
 from trainables.config import RunConfig
 
 
@@ -23,7 +24,7 @@ def open_run(sweep: tracking.SweepTracking, trial_id: str) -> str:
 
 
 def statuses(sweep: tracking.SweepTracking) -> dict[str, str]:
-    return {run.trial_id: run.status for run in tracking.trial_runs(sweep)}
+    return {run.trial_id: run.status for run in trial_runs(sweep.uri, "test", sweep.identity.sweep_id)}
 
 
 def test_a_trial_reopens_its_run(sweep: tracking.SweepTracking) -> None:
@@ -51,12 +52,14 @@ def test_identity_and_parent_survive_a_restart(sweep: tracking.SweepTracking, tm
     tracking.finish_sweep_tracking(sweep, status="KILLED")
     again = tracking.start_sweep_tracking(sweep.uri, "test", identity, spec_file=tmp_path / "spec.yaml")
     assert again == sweep
-    assert tracking.find_sweep_tracking(sweep.uri, "test", identity) == sweep
 
 
 def test_names_and_params() -> None:
     assert tracking.metric_name("dice/flair+t1ce (WT): x.y-z") == "dice/flair_t1ce _WT_: x.y-z"
     params = tracking.flatten_config(RunConfig())
     assert params["train.lr"] == "0.0002" and params["model.backbone"] == "rfnet"
+    assert params["train.augment"] == "True" and params["train.rotation_fill"] == "reference", "recorded per run"
     assert tracking.mlflow_hint("sqlite:////x/mlflow.db") == "mlflow ui --backend-store-uri sqlite:////x/mlflow.db"
     assert tracking.mlflow_hint("http://host:5000") == "http://host:5000"
+    assert tracking.runs_view("sqlite:////x/mlflow.db", "3") == "http://127.0.0.1:5000/#/experiments/3/runs"
+    assert tracking.runs_view("http://host:5000/", "3") == "http://host:5000/#/experiments/3/runs"

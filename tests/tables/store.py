@@ -18,7 +18,9 @@ class KnownTrial:
     """A trial to record: its cell, tags, outcome and results.
 
     ``dice`` maps a subset to its Dice (fraction) for every region; ``dice_by_region``
-    overrides single regions of every subset; ``hd95`` is the HD95 of every subset.
+    overrides single regions of every subset; ``hd95`` is the HD95 of every subset;
+    ``evaluation`` the settings recorded with the results (empty: none, as in runs
+    logged before the HD95 definition was recorded).
     """
 
     cell: str
@@ -28,6 +30,9 @@ class KnownTrial:
     dice_by_region: Mapping[str, float] = field(default_factory=dict)
     hd95: float = 5.0
     objective: float | None = None
+    evaluation: Mapping[str, str] = field(
+        default_factory=lambda: {"hd95_percentile": "pooled", "hd95_convention": "reference"}
+    )
 
 
 def summary_of(trial: KnownTrial) -> dict:
@@ -41,7 +46,7 @@ def summary_of(trial: KnownTrial) -> dict:
         "dice": {region: sum(dice[s][region] for s in SUBSETS) / len(SUBSETS) for region in REGIONS},
         "hd95": {region: trial.hd95 for region in REGIONS},
     }
-    return {"dice": dice, "hd95": hd95, "mean": mean}
+    return {"dice": dice, "hd95": hd95, "mean": mean, "eval": dict(trial.evaluation)}
 
 
 def record_sweep(

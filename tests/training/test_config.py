@@ -25,6 +25,7 @@ def test_overrides_parse_typed_values() -> None:
         ("train.epochs=2.5", r"train\.epochs must be int, got 2\.5"),
         ("train.mask_type=xdt", r"train\.mask_type must be one of idt, idt_drop, pdt"),
         ("train.lr=0", r"train\.lr must be > 0"),
+        ("train.rotation_fill=zero", r"train\.rotation_fill must be one of reference, background, got 'zero'"),
         ("passion.temperature=-1", r"passion\.temperature has an invalid value"),
         ("epochs=3", r"must look like section\.key=value"),
         ("model.width=null", r"model\.width must not be null"),

@@ -160,7 +160,6 @@ class MMFormer(Backbone):
     has_separate_decoder = True
     # The final logits again, then heads at 1/2, 1/4, 1/8 (not yet the reference's 1/2 .. 1/16).
     deep_supervision = ((1, 0.5), (2, 0.25), (4, 0.125), (8, 0.0625))
-    size_divisor = 2 ** (_LEVELS - 1)
 
     def __init__(self, *, width: int = 8, patch_size: int = 80) -> None:
         super().__init__(width=width, patch_size=patch_size)

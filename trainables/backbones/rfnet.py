@@ -141,7 +141,6 @@ class RFNet(Backbone):
     has_separate_decoder = True
     # PRM logits at 1, 1/2, 1/4, 1/8 of the input, weights 1/2 .. 1/16 (the reference's).
     deep_supervision = ((1, 0.5), (2, 0.25), (4, 0.125), (8, 0.0625))
-    min_width = 4  # the region probability heads reduce the finest level's channels by 4
 
     def __init__(self, *, width: int = 8, patch_size: int = 80) -> None:
         super().__init__(width=width, patch_size=patch_size)

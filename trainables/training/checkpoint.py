@@ -59,7 +59,21 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"cannot read checkpoint {path}: {error}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
         raise CheckpointError(f"{path} is not a passion-sweep checkpoint (format {CHECKPOINT_FORMAT})")
+    require_keys(state, path, ("config",))
     return state
+
+
+def require_keys(state: dict[str, Any], path: Path, keys: tuple[str, ...]) -> None:
+    """Raise unless the checkpoint ``state`` read from ``path`` holds every key of ``keys``.
+
+    Raises:
+        CheckpointError: naming the missing keys.
+    """
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} lacks {', '.join(missing)}: it is damaged or was not written by passion-sweep"
+        )
 
 
 def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[Backbone, dict[str, Any]]:

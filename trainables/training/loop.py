@@ -24,12 +24,20 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from trainables.backbones import Backbone, build_backbone
 from trainables.config import RunConfig
-from trainables.data import MissingRateSplit, TrainingDataset, read_case_list, read_manifest, read_split_csv
+from trainables.data import (
+    Augmentation,
+    MissingRateSplit,
+    TrainingDataset,
+    read_case_list,
+    read_manifest,
+    read_split_csv,
+)
+from trainables.data.atomic import atomic_write
 from trainables.errors import CheckpointError, ConfigError, TrainingError
 from trainables.methods.hooks import TrainingMethod, build_training_method
 from trainables.modalities import MODALITIES, NUM_MODALITIES
 from trainables.passion import PreferenceBalancer, modality_frequency_weights
-from trainables.training.checkpoint import load_checkpoint, save_checkpoint
+from trainables.training.checkpoint import load_checkpoint, require_keys, save_checkpoint
 from trainables.training.step import (
     NonFiniteLossError,
     build_optimizer,
@@ -157,6 +165,8 @@ def _prepare_run_dir(out_dir: Path, config: RunConfig, resume: bool) -> dict[str
             raise CheckpointError(
                 f"{checkpoint_path} holds imported weights without optimizer state: evaluate it, or train afresh"
             )
+        if state is not None:
+            require_keys(state, checkpoint_path, ("passion", "epoch"))
         if state is not None and state["config"]["model"] != config.to_dict()["model"]:
             raise CheckpointError(
                 f"{checkpoint_path} was trained with model {state['config']['model']}, "
@@ -174,7 +184,8 @@ def _truncate_metrics(path: Path, epochs_kept: int) -> None:
     if not path.exists():
         return
     lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["epoch"] <= epochs_kept]
-    path.write_text("".join(f"{line}\n" for line in lines))
+    with atomic_write(path, "w") as stream:  # a full disk must not truncate the metrics
+        stream.write("".join(f"{line}\n" for line in lines))
 
 
 def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Report | None = None) -> Backbone:
@@ -200,7 +211,8 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
     device = resolve_device(config.train.device)
     plan = _plan(config)
     state = _prepare_run_dir(out_dir, config, resume)
-    (out_dir / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    with atomic_write(out_dir / CONFIG_NAME, "w") as stream:
+        stream.write(json.dumps(config.to_dict(), indent=2) + "\n")
 
     torch.manual_seed(config.train.seed)
     model = build_backbone(config.model.backbone, width=config.model.width, patch_size=config.model.patch_size)
@@ -223,7 +235,7 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
         patch_size=config.model.patch_size,
         mask_type=config.train.mask_type,
         split=plan.split,
-        augment=config.train.augment,
+        augment=Augmentation(rotation_fill=config.train.rotation_fill) if config.train.augment else False,
     )
     started = time.monotonic()
     for epoch in range(start_epoch, config.train.epochs):

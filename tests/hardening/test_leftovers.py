@@ -1,0 +1,43 @@
+"""Names enter under one rule, and a killed run leaves nothing a rerun keeps."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import RUNTIME, assert_one_line_error, files_under, run
+
+
+def copy_case(raw: Path, src: Path, name: str) -> None:
+    """Phantom_001 of ``raw`` as case ``name`` (folder and files renamed) in ``src``."""
+    (src / name).mkdir(parents=True)
+    for path in (raw / "Phantom_001").iterdir():
+        shutil.copy(path, src / name / path.name.replace("Phantom_001", name))
+
+
+@pytest.mark.parametrize("name", ["Case 1", "a,b", "tab\tname", "new\nline", "caf\u00e9'"])
+def test_prepare_refuses_a_case_name_that_later_commands_reject(phantom_raw: Path, tmp_path: Path, name: str) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    copy_case(phantom_raw, src, "Phantom_001")
+    copy_case(phantom_raw, src, name)
+    result = run("data", "prepare", src, out, "--no-progress")
+    assert_one_line_error(result, RUNTIME, r"case name\(s\) .* have characters other than letters")
+    assert not out.exists() or files_under(out) == []
+
+
+def test_a_rerun_of_prepare_removes_the_temporary_files_of_a_killed_run(phantom_raw: Path, tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    copy_case(phantom_raw, src, "Phantom_001")
+    (out / "vol").mkdir(parents=True)
+    (out / "vol" / ".Phantom_001_vol.npy.0a1b2c3d.tmp").write_bytes(b"half an array")
+    (out / ".manifest.csv.0a1b2c3d.tmp").write_text("case,")
+    result = run("data", "prepare", src, out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert files_under(out) == [
+        "manifest.csv",
+        "preprocessing.json",
+        "seg/Phantom_001_seg.npy",
+        "vol/Phantom_001_vol.npy",
+    ]
