@@ -156,11 +156,11 @@ class TrainingMethod:
         """Change the final gradients in place before the optimizer step (default: nothing)."""
 
     def record(self, name: str, values: Tensor, weights: Tensor | None = None) -> None:
-        """Accumulate ``K`` per-modality values for :meth:`epoch_metrics`, which reports
-        ``sum values / sum weights`` over the epoch's steps (``weights`` default 1: the mean)."""
+        """Accumulate ``K`` per-modality values for :meth:`epoch_metrics`, which reports their
+        mean over the epoch's steps weighted by ``weights`` (default 1; 0 leaves a step out)."""
         values = values.detach().to("cpu", torch.float64)
         weights = torch.ones_like(values) if weights is None else weights.detach().to("cpu", torch.float64)
-        self._sums[name] = self._sums.get(name, torch.zeros_like(values)) + values
+        self._sums[name] = self._sums.get(name, torch.zeros_like(values)) + values * weights
         self._counts[name] = self._counts.get(name, torch.zeros_like(values)) + weights
 
     def epoch_metrics(self) -> dict[str, float]:

@@ -142,7 +142,7 @@ class MMPareto(TrainingMethod):
         owned = [parameter for parameters in self._encoders for parameter in parameters]
         from_multimodal = self._encoder_gradients(features, multimodal, owned, retain=True)
         from_unimodal = self._encoder_gradients(features, unimodal, owned, retain=False)
-        conflicts = torch.zeros(NUM_MODALITIES)
+        conflicts, integrated_any = torch.zeros(NUM_MODALITIES), torch.zeros(NUM_MODALITIES)
         for modality, parameters in enumerate(self._encoders):
             g_mm = [from_multimodal[id(parameter)] for parameter in parameters]
             g_u = [from_unimodal[id(parameter)] for parameter in parameters]
@@ -152,7 +152,9 @@ class MMPareto(TrainingMethod):
             for parameter, grad in zip(parameters, integrated):
                 parameter.grad = grad
             conflicts[modality] = float(conflicting(g_mm, g_u))
-        self.record("mmpareto/conflict", conflicts)
+            integrated_any[modality] = float(_nonzero(g_mm) and _nonzero(g_u))
+        # Share of the steps with both gradients in which they conflicted.
+        self.record("mmpareto/conflict", conflicts, integrated_any)
         self._model, self._multimodal = None, []
         return True
 

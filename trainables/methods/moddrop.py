@@ -64,5 +64,6 @@ class ModDrop(TrainingMethod):
 
     def drop_modalities(self, mask: Tensor) -> Tensor:
         kept = drop_modalities(mask, self.coefficients.rate, self.generator)
-        self.record("moddrop/dropped", (mask & ~kept).sum(dim=0), mask.sum(dim=0))
+        available = mask.sum(dim=0)
+        self.record("moddrop/dropped", (mask & ~kept).sum(dim=0) / available.clamp(min=1), available)
         return kept

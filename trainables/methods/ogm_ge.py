@@ -101,8 +101,9 @@ class OGMGE(TrainingMethod):
             scores = step.scatter(true_class_scores(unimodal_logits(step), step.target[rows]))
         ratio = discrepancy_ratio(scores, step.counted)
         self._modulation = modulation_coefficients(ratio, self.coefficients.alpha)
-        self.record("ogm/rho", ratio)
-        self.record("ogm/k", self._modulation)
+        present = step.counted.any(dim=0)
+        self.record("ogm/rho", ratio, present)
+        self.record("ogm/k", self._modulation, present)
         return None
 
     def after_backward(self, model: Backbone) -> None:

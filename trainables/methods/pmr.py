@@ -165,6 +165,7 @@ class PMR(TrainingMethod):
         classifiers = PrototypeClassifier(*(step.scatter(value) for value in vars(per_pair).values()))
         entropy_weight = self.coefficients.entropy_weight if self.in_first(self.coefficients.entropy_until) else 0.0
         loss, ratio = pmr_loss(classifiers, step.counted, alpha=self.coefficients.alpha, entropy_weight=entropy_weight)
-        self.record("pmr/rho", ratio)
-        self.record("pmr/beta", rebalancing_coefficients(ratio, self.coefficients.alpha)[0])
+        present = step.counted.any(dim=0)
+        self.record("pmr/rho", ratio, present)
+        self.record("pmr/beta", rebalancing_coefficients(ratio, self.coefficients.alpha)[0], present)
         return loss
