@@ -29,6 +29,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from passion_sweep import shared_storage, tracking
 from passion_sweep.console import SweepConsole, TrialProgress
+from passion_sweep.layout import TRIAL_DIR_PREFIX, sqlite_path
 from passion_sweep.report import log_sweep_report
 from passion_sweep.search_space import cell_space, grid_cells, total_trials
 from passion_sweep.searcher import CellSearch, CellStudies
@@ -41,8 +42,6 @@ from trainables.errors import ConfigError, PassionSweepError
 __all__ = ["SweepOutcome", "run_sweep", "resume_sweep"]
 
 logger = logging.getLogger(__name__)
-
-_TRIAL_DIR_PREFIX = "trial_"
 
 # Tune's default loggers import torch (TensorBoardX) in the driver; JSON and CSV are enough.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -195,7 +194,7 @@ class _TrackingCallback(tune.Callback):
 
 
 def _trial_dirname(trial: Trial) -> str:
-    return f"{_TRIAL_DIR_PREFIX}{trial.trial_id}"
+    return f"{TRIAL_DIR_PREFIX}{trial.trial_id}"
 
 
 @contextmanager
@@ -238,8 +237,9 @@ def _check_shared_storage(context: SweepContext) -> None:
         return
     paths = [str(context.data.root), *(str(path) for path in context.data.splits.values())]
     uri = str(context.spec.tracking.uri)
-    if uri.startswith("sqlite:///"):
-        paths.append(str(Path(uri.removeprefix("sqlite:///")).parent))
+    store = sqlite_path(uri)
+    if store is not None:
+        paths.append(str(store.parent))
         logger.warning(
             "%d nodes log to the sqlite store %s: on a cluster, run `passion-sweep tracking-server` "
             "and set tracking.uri to its http:// address",
@@ -335,7 +335,7 @@ def _fit(tuner: tune.Tuner, context: SweepContext, directory: Path) -> SweepOutc
     results = tuner.fit()
     # A driver killed before Tune recorded a new trial leaves that trial's run behind,
     # while the resumed sweep runs the trial anew under another id: keep one run per trial.
-    known = tuple(Path(results[i].path).name.removeprefix(_TRIAL_DIR_PREFIX) for i in range(len(results)))
+    known = tuple(Path(results[i].path).name.removeprefix(TRIAL_DIR_PREFIX) for i in range(len(results)))
     deleted = tracking.delete_runs_except(context.tracking, known)
     if deleted:
         logger.info("deleted %d MLflow run(s) of trials that this sweep does not know", deleted)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -33,9 +33,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from passion_sweep.layout import PHANTOM_DIR, SPEC_FILE, default_store_uri
 from trainables import safe_yaml
 from trainables.backbones.catalog import built_in_names, check_backbone_options
-from trainables.config import ModelConfig, RunConfig
+from trainables.config import ModelConfig, RunConfig, parse_override
 from trainables.data import (
     MissingRateSplit,
     allocate_missing_modalities,
@@ -45,7 +46,7 @@ from trainables.data import (
     read_split_csv,
     reference_splits,
 )
-from trainables.errors import ConfigError, DataError, did_you_mean
+from trainables.errors import ConfigError, DataError, did_you_mean_or_valid
 from trainables.methods.registry import BALANCING_SECTIONS, method_info, method_names
 
 __all__ = [
@@ -73,7 +74,6 @@ __all__ = [
     "locate_sweep",
 ]
 
-SPEC_FILE = "spec.yaml"
 # Grid keys that stand for a run-config key; any other grid key is `section.key`.
 GRID_SHORTCUTS: dict[str, str] = {
     "backbone": "model.backbone",
@@ -102,11 +102,6 @@ def _problem(message: str, key: str = "") -> PydanticCustomError:
     return PydanticCustomError("spec", "{message}", {"message": message, "key": key})
 
 
-def _closest(name: str, valid: Iterable[str]) -> str:
-    valid = [str(option) for option in valid]
-    return did_you_mean(name, valid) or f"; valid: {', '.join(valid)}"
-
-
 def _resolve(path: Path, info: ValidationInfo) -> Path:
     """``path`` made absolute against the validation context's ``base_dir`` (default: cwd)."""
     base = Path((info.context or {}).get("base_dir", Path.cwd()))
@@ -127,7 +122,7 @@ class _Section(BaseModel):
         if isinstance(values, Mapping):
             for key in values:
                 if key not in cls.model_fields:
-                    raise _problem(f"unknown key{_closest(key, cls.model_fields)}", key=str(key))
+                    raise _problem(f"unknown key{did_you_mean_or_valid(key, cls.model_fields)}", key=str(key))
         return values
 
 
@@ -209,7 +204,7 @@ class SplitSpec(_Section):
     @classmethod
     def _known_reference(cls, name: str | None) -> str | None:
         if name is not None and name not in reference_splits():
-            raise _problem(f"unknown reference split {name!r}{_closest(name, reference_splits())}")
+            raise _problem(f"unknown reference split {name!r}{did_you_mean_or_valid(name, reference_splits())}")
         return name
 
     @model_validator(mode="after")
@@ -477,13 +472,13 @@ class SweepSpec(_Section):
         known = built_in_names()
         for backbone in self.grid.get("backbone", [_DEFAULT_BACKBONE]):
             if backbone not in known:
-                raise _problem(f"grid.backbone: unknown backbone {backbone!r}{_closest(str(backbone), known)}")
+                raise _problem(f"grid.backbone: unknown backbone {backbone!r}{did_you_mean_or_valid(str(backbone), known)}")
         for method in self.grid.get("method", []):
             if method not in method_names():
-                raise _problem(f"grid.method: unknown method {method!r}{_closest(str(method), method_names())}")
+                raise _problem(f"grid.method: unknown method {method!r}{did_you_mean_or_valid(str(method), method_names())}")
         for split in self.grid.get("split", []):
             if split not in self.splits:
-                hint = _closest(str(split), self.splits) if self.splits else "; no split is defined"
+                hint = did_you_mean_or_valid(str(split), self.splits) if self.splits else "; no split is defined"
                 raise _problem(f"grid.split: split {split!r} is not defined under splits{hint}")
 
     def _check_search(self) -> None:
@@ -493,7 +488,7 @@ class SweepSpec(_Section):
                 raise _problem(f"search.space.{key}: {key} is also a grid key; a key is either listed or searched")
         for key, values in self.search.apply_to.items():
             if key not in self.grid:
-                raise _problem(f"search.apply_to.{key}: not a grid key{_closest(key, self.grid)}")
+                raise _problem(f"search.apply_to.{key}: not a grid key{did_you_mean_or_valid(key, self.grid)}")
             for value in values:
                 if value not in self.grid[key]:
                     raise _problem(f"search.apply_to.{key}: {value!r} is not one of grid.{key} {self.grid[key]}")
@@ -581,7 +576,7 @@ def _check_config_key(key: str, where: str, *, shortcuts: bool = True) -> None:
         return
     if key in _RESERVED_KEYS:
         raise _problem(f"{where}.{key}: use {_RESERVED_KEYS[key]} instead")
-    raise _problem(f"{where}.{key}: unknown key{_closest(key, valid)}")
+    raise _problem(f"{where}.{key}: unknown key{did_you_mean_or_valid(key, valid)}")
 
 
 def _tunable_keys() -> list[str]:
@@ -601,13 +596,13 @@ def _with_defaults(spec: SweepSpec) -> SweepSpec:
     grid = spec.grid if "split" in spec.grid or not spec.splits else {**spec.grid, "split": list(spec.splits)}
     tracking = spec.tracking.model_copy(
         update={
-            "uri": spec.tracking.uri or f"sqlite:///{storage / 'mlflow.db'}",
+            "uri": spec.tracking.uri or default_store_uri(storage),
             "experiment": spec.tracking.experiment or spec.name,
         }
     )
     data = spec.data
     if data.phantom is not None and data.phantom.cache is None:
-        data = data.model_copy(update={"phantom": data.phantom.model_copy(update={"cache": storage / "phantom"})})
+        data = data.model_copy(update={"phantom": data.phantom.model_copy(update={"cache": storage / PHANTOM_DIR})})
     return spec.model_copy(update={"tracking": tracking, "data": data, "grid": grid})
 
 
@@ -626,7 +621,7 @@ def _format_error(error: Mapping[str, Any]) -> str:
     message = str(error["msg"]).replace("Input should be", "expected")
     if error["type"] == "literal_error":
         options = re.findall(r"'([^']*)'", str(context.get("expected", "")))
-        message += _closest(str(error["input"]), options) if options else ""
+        message += did_you_mean_or_valid(str(error["input"]), options) if options else ""
     return f"{path}: {message}, got {error['input']!r}"
 
 
@@ -678,10 +673,7 @@ def apply_overrides(values: dict[str, Any], assignments: Sequence[str]) -> dict[
         ConfigError: for an assignment without ``=``, an empty key path or a value that is not valid YAML.
     """
     for assignment in assignments:
-        path, separator, raw = assignment.partition("=")
-        if not separator or not path.strip() or any(not part for part in path.strip().split(".")):
-            raise ConfigError(f"--set {assignment!r}: expected key.path=value, e.g. --set train.epochs=5")
-        _set_key(values, path.strip(), load_yaml(raw, source=f"--set {assignment}") if raw.strip() else None)
+        _set_key(values, *parse_override(assignment))
     return values
 
 

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import torch
 
 from passion_sweep import tracking
+from passion_sweep.layout import EVALUATION_DIR, PHANTOM_DIR, SPLITS_DIR
 from passion_sweep.phantom import ensure_phantom
 from passion_sweep.search_space import GridCell
 from passion_sweep.spec import SweepSpec
@@ -112,13 +113,13 @@ def prepare_sweep_data(spec: SweepSpec, sweep_dir: Path) -> SweepData:
     """
     if spec.data.phantom is not None:
         phantom = spec.data.phantom
-        cache = phantom.cache or sweep_dir / "phantom"
+        cache = phantom.cache or sweep_dir / PHANTOM_DIR
         root = ensure_phantom(cache, cases=phantom.cases, shape=phantom.shape, seed=phantom.seed)
     else:
         root = Path(str(spec.data.path))
     known = {row.case for row in read_manifest(root)}
     read_case_list(root / spec.eval.cases, known_cases=known)
-    split_dir = ensure_directory(sweep_dir / "splits", what="split folder")
+    split_dir = ensure_directory(sweep_dir / SPLITS_DIR, what="split folder")
     splits = {}
     for name in dict.fromkeys(spec.grid.get("split", [])):
         split = spec.splits[str(name)]
@@ -186,12 +187,14 @@ def _train(
     resumed = session.restore_checkpoint(run_dir)
     for past in _past_metrics(run_dir):
         objective.update(past)
+    logged = tracking.last_logged_step(context.tracking, run_id) if resumed else 0
     last_epoch: dict[str, float] = {}
 
     def on_epoch(report: EpochReport) -> None:
         objective.update(report.metrics)
         metrics = {**report.metrics, **objective.as_metrics()}
-        tracking.log_metrics(context.tracking, run_id, metrics, step=report.epoch)
+        if report.epoch > logged:  # epochs logged before the trial stopped are trained again
+            tracking.log_metrics(context.tracking, run_id, metrics, step=report.epoch)
         if report.epoch < report.epochs:
             session.report(metrics, run_dir)
         else:
@@ -220,7 +223,7 @@ def _evaluate(
         hd95_convention=spec.eval.hd95_convention,
         progress=False,
     )
-    evaluation_dir = context.directory / "evaluation" / trial_id
+    evaluation_dir = context.directory / EVALUATION_DIR / trial_id
     write_evaluation(result, evaluation_dir)
     tracking.log_test_results(
         context.tracking,

@@ -13,14 +13,14 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainables.errors import ConfigError, did_you_mean
+from trainables.errors import ConfigError, did_you_mean_or_valid
 from trainables.methods.coefficients import MethodConfig, MMParetoConfig, ModDropConfig, OGMGEConfig, PMRConfig
 from trainables.methods.registry import BALANCING_SECTIONS, method_info, method_passion
 from trainables.modalities import MASK_TYPES
 from trainables.passion.config import PassionConfig
 from trainables.safe_yaml import load_yaml
 
-__all__ = ["SEED_LIMIT", "DataConfig", "ModelConfig", "TrainConfig", "RunConfig"]
+__all__ = ["SEED_LIMIT", "DataConfig", "ModelConfig", "TrainConfig", "RunConfig", "parse_override"]
 
 # Seeds go to numpy, which takes 0 <= seed < 2**32.
 SEED_LIMIT = 2**32
@@ -176,7 +176,7 @@ class RunConfig:
         for section, section_values in values.items():
             section_type = _SECTIONS.get(section)
             if section_type is None:
-                raise ConfigError(f"unknown config section {section!r}{_suggest(section, _SECTIONS)}")
+                raise ConfigError(f"unknown config section {section!r}{did_you_mean_or_valid(section, _SECTIONS)}")
             sections[section] = _build_section(section, section_type, section_values or {})
         passion = sections.get("passion", PassionConfig())
         if "method" not in sections:
@@ -196,19 +196,19 @@ class RunConfig:
         """
         values = self.to_dict()
         for assignment in assignments:
-            path, separator, raw = assignment.partition("=")
-            section, dot, key = path.strip().partition(".")
-            if not separator or not dot or not key:
-                raise ConfigError(f"override {assignment!r} must look like section.key=value, e.g. train.epochs=5")
+            path, value = parse_override(assignment)
+            section, _, key = path.partition(".")
+            if not key:
+                raise ConfigError(f"--set {assignment!r}: expected section.key=value, e.g. --set train.epochs=5")
             if section not in values:
-                raise ConfigError(f"unknown config section {section!r} in {assignment!r}{_suggest(section, _SECTIONS)}")
+                raise ConfigError(f"unknown config section {section!r} in {assignment!r}{did_you_mean_or_valid(section, _SECTIONS)}")
             if (section, key) == ("passion", "enabled"):
                 raise ConfigError(
-                    f"override {assignment!r}: passion.enabled follows the method; set method.name=baseline or passion"
+                    f"--set {assignment!r}: passion.enabled follows the method; set method.name=baseline or passion"
                 )
             if (section, key) == ("method", "name"):
                 _free_fixed_keys(values, self.method.name)
-            values[section][key] = _parse_scalar(raw)
+            values[section][key] = value
         return RunConfig.from_dict(values)
 
 
@@ -219,15 +219,19 @@ def _free_fixed_keys(values: dict[str, dict[str, Any]], method: str) -> None:
         values["passion"][key] = defaults[key]
 
 
-def _parse_scalar(raw: str) -> Any:
-    """A command-line value as the project's YAML loader reads it (``2e-3`` is a float)."""
-    text = raw.strip()
-    return load_yaml(text, source=f"value {text!r}") if text else None
+def parse_override(assignment: str) -> tuple[str, Any]:
+    """Split a ``--set key.path=value`` override into its key path and its value, read as the
+    project's YAML loader reads it (``2e-3`` is a float; an empty value is null).
 
-
-def _suggest(name: str, valid: typing.Iterable[str]) -> str:
-    valid = list(valid)
-    return did_you_mean(name, valid) or f"; valid: {', '.join(valid)}"
+    Raises:
+        ConfigError: without ``=``, with an empty key path or path part, or with a value
+            that is not valid YAML.
+    """
+    path, separator, raw = assignment.partition("=")
+    path, text = path.strip(), raw.strip()
+    if not separator or not path or any(not part for part in path.split(".")):
+        raise ConfigError(f"--set {assignment!r}: expected key.path=value, e.g. --set train.epochs=5")
+    return path, load_yaml(text, source=f"--set {assignment}") if text else None
 
 
 def _build_section(section: str, section_type: type, values: dict[str, Any]) -> Any:
@@ -237,7 +241,7 @@ def _build_section(section: str, section_type: type, values: dict[str, Any]) -> 
     converted = {}
     for key, value in values.items():
         if key not in hints:
-            raise ConfigError(f"unknown key {section}.{key}{_suggest(key, hints)}")
+            raise ConfigError(f"unknown key {section}.{key}{did_you_mean_or_valid(key, hints)}")
         converted[key] = _convert(f"{section}.{key}", hints[key], value)
     return section_type(**converted)
 
