@@ -269,6 +269,15 @@ def find_experiment(uri: str, experiment: str) -> str | None:
     return open_run_reader(uri, ()).experiments().get(experiment)
 
 
+def has_parent_run(uri: str, experiment: str, sweep_id: str) -> bool:
+    """Whether the sweep's parent run exists, i.e. the sweep got as far as starting its tracking."""
+    experiment_id = find_experiment(uri, experiment)
+    if experiment_id is None:
+        return False
+    found = open_run_reader(uri, ()).sweep_runs([experiment_id], sweep=sweep_id)
+    return any(TAG_PARENT not in run.tags for run in found)
+
+
 def trial_runs(uri: str, experiment: str, sweep_id: str, metric_prefixes: Iterable[str] = ("",)) -> list[TrialRun]:
     """The runs of a sweep's trials, oldest first; none before the sweep logged any.
 

@@ -8,12 +8,14 @@ epoch trained again after a failure adds its values at the same step.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -137,12 +139,31 @@ class SweepPlan:
         return cls(cells, tags.get(TAG_SEARCH_METRIC, ""), tags[TAG_SEARCH_MODE])
 
 
+@contextmanager
+def _sqlite_creation_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock beside a sqlite store (``mlflow.db.lock``): MLflow creates and
+    migrates the schema when a client first opens the file, and two processes doing so at
+    once fail. Other stores need no lock."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(uri.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f"{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @lru_cache(maxsize=4)
 def _client(uri: str) -> MlflowClient:
     # MLflow is imported on first use (2 s): reading tables from a sqlite store never needs it.
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    with _sqlite_creation_lock(uri):
+        return MlflowClient(tracking_uri=uri)  # opens the store: creates its schema, under the lock
 
 
 def metric_name(name: str) -> str:
@@ -289,6 +310,15 @@ def log_metrics(tracking: SweepTracking, run_id: str, metrics: Mapping[str, floa
     client = _client(tracking.uri)
     for start in range(0, len(batch), _BATCH):
         client.log_batch(run_id, metrics=batch[start : start + _BATCH])
+
+
+def last_logged_step(tracking: SweepTracking, run_id: str, key: str = "lr") -> int:
+    """The last step (epoch) at which ``key`` was logged to the run, 0 if none.
+
+    A trial resumed from the checkpoint of epoch k trains epochs k+1... again; those it had
+    logged before it stopped are not logged twice (resume is bit-exact: same values)."""
+    history = _client(tracking.uri).get_metric_history(run_id, metric_name(key))
+    return max((point.step for point in history), default=0)
 
 
 def log_test_results(

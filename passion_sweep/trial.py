@@ -137,12 +137,14 @@ def _train(
     resumed = session.restore_checkpoint(run_dir)
     for past in _past_metrics(run_dir):
         objective.update(past)
+    logged = tracking.last_logged_step(context.tracking, run_id) if resumed else 0
     last_epoch: dict[str, float] = {}
 
     def on_epoch(report: EpochReport) -> None:
         objective.update(report.metrics)
         metrics = {**report.metrics, **objective.as_metrics()}
-        tracking.log_metrics(context.tracking, run_id, metrics, step=report.epoch)
+        if report.epoch > logged:  # epochs logged before the trial stopped are trained again
+            tracking.log_metrics(context.tracking, run_id, metrics, step=report.epoch)
         if report.epoch < report.epochs:
             session.report(metrics, run_dir)
         else:
