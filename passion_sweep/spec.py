@@ -269,7 +269,7 @@ class Distribution(_Section):
         if self.type == "categorical":
             return list(self.choices or [])
         cast = int if self.type == "int" else float
-        return [cast(self.low), cast(self.high)]
+        return [cast(bound) for bound in (self.low, self.high) if bound is not None]  # both set: see _consistent
 
 
 class SearchSpec(_Section):
