@@ -20,6 +20,7 @@ import pandas as pd
 
 from passion_sweep import tracking
 from passion_sweep.errors import ConfigError, PassionSweepError
+from passion_sweep.layout import default_store_uri, sqlite_path, sqlite_uri
 from passion_sweep.run_store import StoredRun, open_run_reader
 from passion_sweep.spec import GRID_SHORTCUTS, RaySpec
 from passion_sweep.tracking_server import is_healthy
@@ -74,7 +75,7 @@ class TrialResults:
 
 def default_tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI``, else the store of sweeps under the default storage path."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{RaySpec().storage_path / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri(RaySpec().storage_path)
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -100,9 +101,10 @@ def _checked_store(uri: str) -> str:
         return uri
     if uri.startswith(_STORE_SCHEMES):
         return uri
-    if not uri.startswith("sqlite:///") and ("://" in uri or uri.startswith("file:")):
+    store = sqlite_path(uri)
+    if store is None and ("://" in uri or uri.startswith("file:")):
         raise ConfigError(f"--tracking-uri {uri}: not an MLflow store this command reads; pass {_STORE_FORMS}")
-    path = Path(uri.removeprefix("sqlite:///")).expanduser()
+    path = (store or Path(uri)).expanduser()
     if not path.is_file():
         raise ConfigError(f"no MLflow store at {path}: pass --tracking-uri {_STORE_FORMS}")
     try:
@@ -114,7 +116,7 @@ def _checked_store(uri: str) -> str:
         raise ConfigError(f"{path} is not an sqlite database: pass --tracking-uri {_STORE_FORMS}")
     if not _mlflow_tables(path):  # MLflow would add its tables to someone else's database
         raise ConfigError(f"{path} is an sqlite database but not an MLflow store: pass --tracking-uri {_STORE_FORMS}")
-    return f"sqlite:///{path.resolve()}"
+    return sqlite_uri(path.resolve())
 
 
 def _mlflow_tables(path: Path) -> bool:
@@ -192,11 +194,11 @@ def _apply_filters(runs: pd.DataFrame, filters: Mapping[str, tuple[str, ...]], a
 
 def _planned_values(label: str) -> dict[str, str]:
     """The tag and param values a grid cell fixes: its grid values, and the params that
-    grid shortcuts stand for (``method=passion`` fixes ``passion.enabled``)."""
+    grid shortcuts stand for (``method=pmr`` fixes ``method.name``)."""
     values = _cell_values(label)
     for key, value in list(values.items()):
         if key in GRID_SHORTCUTS:
-            values[GRID_SHORTCUTS[key]] = str(value == "passion") if key == "method" else value
+            values[GRID_SHORTCUTS[key]] = value
     return values
 
 

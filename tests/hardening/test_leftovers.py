@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from passion_sweep.spec import SPEC_FILE, parse_spec, save_spec
+from passion_sweep.tracking import SweepIdentity
+from tests.sweep.conftest import tiny_spec
+
 from .conftest import RUNTIME, assert_one_line_error, files_under, run
 
 
@@ -35,4 +39,24 @@ def test_a_rerun_of_prepare_removes_the_temporary_files_of_a_killed_run(phantom_
     (out / ".manifest.csv.0a1b2c3d.tmp").write_text("case,")
     result = run("data", "prepare", src, out, "--no-progress")
     assert result.exit_code == 0, result.output
-    assert files_under(out) == ["manifest.csv", "seg/Phantom_001_seg.npy", "vol/Phantom_001_vol.npy"]
+    assert files_under(out) == [
+        "manifest.csv",
+        "preprocessing.json",
+        "seg/Phantom_001_seg.npy",
+        "vol/Phantom_001_vol.npy",
+    ]
+
+
+def test_a_sweep_whose_driver_stopped_before_tracking_says_so(tmp_path: Path) -> None:
+    spec = parse_spec(tiny_spec(tmp_path / "sweeps"))
+    spec.sweep_dir.mkdir(parents=True)
+    save_spec(spec, spec.sweep_dir / SPEC_FILE)
+    SweepIdentity.new(spec.name, spec.digest()).save(spec.sweep_dir)
+
+    result = run("status", spec.sweep_dir)
+
+    assert result.exit_code == 0, result.output
+    assert f"never started: its driver stopped before tracking began; `passion-sweep resume {spec.sweep_dir}`" in (
+        result.stdout
+    )
+    assert "trials: 3 pending" in result.stdout

@@ -143,7 +143,8 @@ class TrainingDataset(_PreparedCases):
         vol, seg = read_case_arrays(self.data_dir, name)
         start = rng.integers(0, np.array(self.shapes[name]) - self.patch_size + 1)
         box = tuple(slice(first, first + self.patch_size) for first in start)
-        image, label = np.array(vol[box]), np.array(seg[box])  # copies in memory
+        # copies in memory; a reference-layout folder may hold float64 volumes, read as float32
+        image, label = np.array(vol[box], dtype=np.float32), np.array(seg[box])
         if self.augmentation is not None:
             draw = draw_augmentation(rng, self.augmentation)
             image, label = augment_patch(image, label, draw, rng, self.augmentation, _background(vol))
@@ -168,5 +169,5 @@ class VolumeDataset(_PreparedCases):
     def __getitem__(self, index: int) -> dict[str, Any]:
         name = self.cases[index]
         vol, seg = read_case_arrays(self.data_dir, name)
-        image = torch.from_numpy(np.ascontiguousarray(np.moveaxis(vol, -1, 0)))
+        image = torch.from_numpy(np.ascontiguousarray(np.moveaxis(vol, -1, 0), dtype=np.float32))
         return {"image": image, "label": torch.from_numpy(seg.astype(np.int64)), "name": name}
