@@ -269,7 +269,7 @@ def mounted(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
 
     yield mount
     for point in reversed(points):
-        subprocess.run(["umount", str(point)], check=True)
+        subprocess.run(["umount", "--lazy", str(point)], check=True)  # a failed torch.save may hold a file a while
 
 
 def _fill(folder: Path) -> None:
@@ -299,3 +299,14 @@ def test_output_folder_read_only_or_full(
     }[command]
     assert_one_line_error(run(*args), RUNTIME, r"Read-only file system|No space left on device")
     assert files_under(folder) == before
+
+
+def test_a_disk_that_fills_up_during_training_is_one_line(
+    prepared_phantom: Path, mounted: Callable[[str], Path]
+) -> None:
+    folder = mounted("size=64k")  # room for config.json, not for a checkpoint
+    result = run(*train(prepared_phantom, folder / "run"))
+    assert_one_line_error(
+        result, RUNTIME, r"cannot write checkpoint .*checkpoint.pt: the write failed \(is the disk full"
+    )
+    assert files_under(folder) == ["run/config.json"]
