@@ -73,7 +73,7 @@ def record_sweep(
             trial_id,
             run_name=trial_id,
             tags={tracking.TAG_CELL: trial.cell, **trial.tags},
-            params={"train.lr": "0.0002", "passion.enabled": str(trial.tags["method"] == "passion")},
+            params={"train.lr": "0.0002", "method.name": trial.tags["method"]},
         )
         if trial.objective is not None:
             tracking.log_metrics(sweep, run_id, {"objective": trial.objective}, step=1)

@@ -42,11 +42,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
+from trainables.methods.coefficients import PMRConfig
+from trainables.methods.hooks import TrainingMethod, UnimodalStep
 from trainables.methods.imbalance import discrepancy_ratio
+from trainables.modalities import NUM_MODALITIES
 
-__all__ = ["PrototypeClassifier", "prototype_classifier", "rebalancing_coefficients", "pmr_loss"]
+__all__ = ["PrototypeClassifier", "prototype_classifier", "rebalancing_coefficients", "pmr_loss", "PMR"]
 
 _PROB_FLOOR = 0.005  # the reference clamps the true-class probability before the log
 
@@ -146,3 +150,22 @@ def pmr_loss(
     entropy = (weights * classifiers.entropy).sum(dim=0)
     loss = (beta.to(cross_entropy) * cross_entropy).sum() - entropy_weight * (leading.to(entropy) * entropy).sum()
     return loss, ratio
+
+
+class PMR(TrainingMethod):
+    """PMR's hook: the rebalancing terms on every counted modality's unimodal path."""
+
+    coefficients: PMRConfig
+
+    def unimodal_loss(self, step: UnimodalStep) -> Tensor | None:
+        rows, modalities = step.pairs
+        only = F.one_hot(modalities, NUM_MODALITIES).bool()
+        student = step.model.fuse([level[rows] for level in step.features], only)
+        per_pair = prototype_classifier(student.features[0], step.target[rows], classes=step.classes)
+        classifiers = PrototypeClassifier(*(step.scatter(value) for value in vars(per_pair).values()))
+        entropy_weight = self.coefficients.entropy_weight if self.in_first(self.coefficients.entropy_until) else 0.0
+        loss, ratio = pmr_loss(classifiers, step.counted, alpha=self.coefficients.alpha, entropy_weight=entropy_weight)
+        present = step.counted.any(dim=0)
+        self.record("pmr/rho", ratio, present)
+        self.record("pmr/beta", rebalancing_coefficients(ratio, self.coefficients.alpha)[0], present)
+        return loss

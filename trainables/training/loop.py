@@ -34,6 +34,7 @@ from trainables.data import (
 )
 from trainables.data.atomic import atomic_write
 from trainables.errors import CheckpointError, ConfigError, TrainingError
+from trainables.methods.hooks import TrainingMethod, build_training_method
 from trainables.modalities import MODALITIES, NUM_MODALITIES
 from trainables.passion import PreferenceBalancer, modality_frequency_weights
 from trainables.training.checkpoint import load_checkpoint, require_keys, save_checkpoint
@@ -226,6 +227,7 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
     model.to(device)
     optimizer = build_optimizer(model, config.train)
     balancer = PreferenceBalancer(config.passion, plan.distance_normalisers)
+    method = build_training_method(config)
     start_epoch = 0
     if state is not None:
         try:
@@ -255,7 +257,9 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
         for group in optimizer.param_groups:
             group["lr"] = lr
         loader = _loader(dataset, config, plan, epoch, pin_memory=device.type == "cuda")
-        metrics = _train_epoch(model, optimizer, balancer, loader, config, plan, epoch, device, out_dir)
+        if method is not None:
+            method.start_epoch(epoch, config.train.epochs)
+        metrics = _train_epoch(model, optimizer, balancer, method, loader, config, plan, epoch, device, out_dir)
         metrics["lr"] = lr
         done = epoch + 1
         if plan.val_cases and (done % config.train.val_every == 0 or done == config.train.epochs):
@@ -291,6 +295,7 @@ def _train_epoch(
     model: Backbone,
     optimizer: torch.optim.Optimizer,
     balancer: PreferenceBalancer,
+    method: TrainingMethod | None,
     loader: DataLoader,
     config: RunConfig,
     plan: _Plan,
@@ -320,6 +325,7 @@ def _train_epoch(
                 beta=balancer.beta,
                 modality_weights=plan.modality_weights,
                 warmup=warmup,
+                method=method,
             )
         except NonFiniteLossError as error:
             last = f"{out_dir / CHECKPOINT_NAME} (epoch {epoch})" if epoch > 0 else "none yet"
@@ -341,6 +347,8 @@ def _train_epoch(
         metrics.update({f"rp/{name}": float(value) for name, value in zip(MODALITIES, epoch_preference)})
         metrics.update({f"rp_step/{name}": float(value) / steps for name, value in zip(MODALITIES, preference_sum)})
     metrics.update({f"beta/{name}": float(value) for name, value in zip(MODALITIES, balancer.beta)})
+    if method is not None:
+        metrics.update(method.epoch_metrics())
     return metrics
 
 
