@@ -486,6 +486,13 @@ class SweepSpec(_Section):
             _check_config_key(key, "search.space", shortcuts=False)
             if key in self.grid:
                 raise _problem(f"search.space.{key}: {key} is also a grid key; a key is either listed or searched")
+        methods = [str(method) for method in self.grid.get("method", ["passion"])]
+        for key in self.search.space:
+            if not any(method_info(method).uses(key) for method in methods):
+                raise _problem(
+                    f"search.space.{key}: no method of the grid uses it ({', '.join(methods)}): "
+                    "add the method that reads it to grid.method, or leave the key out"
+                )
         for key, values in self.search.apply_to.items():
             if key not in self.grid:
                 raise _problem(f"search.apply_to.{key}: not a grid key{did_you_mean_or_valid(key, self.grid)}")

@@ -118,3 +118,15 @@ def test_delta_compares_every_method_with_the_baseline(tmp_path: Path) -> None:
     labels = list(dict.fromkeys(table.deltas.columns.get_level_values(0)))
     assert labels == ["Δ rfnet / passion", "Δ rfnet / pmr", "Δ rfnet / ogm-ge"]
     assert table.deltas.at["average", ("Δ rfnet / ogm-ge", "WT")] == pytest.approx(-10.0)
+
+
+def test_a_searched_key_that_no_method_of_the_grid_uses_is_refused(tmp_path: Path) -> None:
+    values = {
+        "name": "s",
+        "data": {"path": str(tmp_path)},
+        "grid": {"method": ["baseline", "pmr"]},
+        "train": {"mask_type": "pdt"},
+        "search": {"trials_per_cell": 2, "space": {"ogm_ge.alpha": {"type": "float", "low": 0.1, "high": 1}}},
+    }
+    with pytest.raises(ConfigError, match=r"search.space.ogm_ge.alpha: no method of the grid uses it \(baseline, pmr\)"):
+        parse_spec(values)

@@ -2,7 +2,7 @@
 Assistance", ICML 2024), for segmentation with up to four modalities.
 
 Each unimodal encoder receives two gradients: ``g_mm`` from the multimodal loss and
-``g_u`` from its own unimodal loss. The paper integrates them (Algorithm 1): when they
+``g_u`` from its own unimodal loss. The paper integrates them (its MMPareto algorithm; the official code settles the details below): when they
 do not conflict (``cos(g_mm, g_u) > 0``) with equal weights 1/2; when they conflict,
 with the weights of the minimum-norm point of their convex hull (MGDA, two tasks:
 ``a = clamp((g_u - g_mm).g_u / ||g_mm - g_u||^2, 0, 1)`` on ``g_mm``), which gives a

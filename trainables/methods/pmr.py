@@ -25,11 +25,12 @@ Choices the paper leaves open or that segmentation forces, made here:
   true-class probability is 0, clamped to 0.005, as in the reference.
 - ``s[b, m]`` is the mean true-class probability over the voxels of case b; the
   imbalance ratio over K modalities is :func:`~trainables.methods.imbalance.discrepancy_ratio`.
-- Rebalancing coefficient of a lagging modality (``rho_m < 1``):
-  ``beta_m = alpha tanh(1/rho_m - 1)``, 0 for the others: zero at balance, growing with
-  the lag and saturating at ``alpha``, the saturating form OGM-GE uses for its
-  coefficient; the leading modalities (``rho_m > 1``) get ``gamma_m = 1`` for the
-  entropy regulariser, during the first ``entropy_until`` of the epochs.
+- Rebalancing coefficient: the paper scales the PCE of the slow-learning modality by a
+  coefficient that grows with the imbalance ratio. Here a lagging modality
+  (``rho_m < 1``) gets ``beta_m = alpha tanh(1/rho_m - 1)`` and the others 0: zero at
+  balance, growing with the lag and saturating at ``alpha`` (the saturating form of
+  OGM-GE's coefficient). The leading modalities (``rho_m > 1``) get ``gamma_m = 1`` for
+  the entropy regulariser, during the first ``entropy_until`` of the epochs.
 - Per-sample terms are summed over the cases that have the modality, as the
   baseline's terms are.
 - With one modality present in every case, rho = 1: no term is added and PMR is the
