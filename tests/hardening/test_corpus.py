@@ -7,9 +7,11 @@ anywhere. Raw NIfTI inputs of ``data prepare`` have their corpus in tests/data/t
 
 from __future__ import annotations
 
+import http.server
 import shutil
 import sqlite3
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import torch
 import yaml
 
 from passion_sweep.spec import SPEC_FILE, parse_spec, save_spec
+from passion_sweep.tracking_server import is_healthy
 from tests.sweep.conftest import tiny_spec
 from trainables.backbones import build_backbone
 from trainables.config import ModelConfig, RunConfig
@@ -337,3 +340,19 @@ def test_a_disk_that_fills_up_during_training_is_one_line(
         result, RUNTIME, r"cannot write checkpoint .*checkpoint.pt: the write failed \(is the disk full"
     )
     assert files_under(folder) == ["run/config.json"]
+
+
+def test_a_tracking_server_behind_an_authenticating_proxy_counts_as_answering() -> None:
+    class AskForCredentials(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(401)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.HTTPServer(("127.0.0.1", 0), AskForCredentials) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert is_healthy(url, any_answer=True) and not is_healthy(url)
+        server.shutdown()
