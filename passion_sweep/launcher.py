@@ -3,7 +3,7 @@
 A sweep is one ``Tuner``: one experiment folder (``<storage_path>/<name>``), one
 schedule and one resume point for every grid cell and every Optuna trial. The search
 is :class:`~passion_sweep.searcher.CellStudies` behind a Tune ``Searcher``; each trial
-runs :func:`~passion_sweep.trainable.run_trial` with a :class:`_TuneSession`; driver
+runs :func:`~passion_sweep.trial.run_trial` with a :class:`_TuneSession`; driver
 callbacks print progress and mark the MLflow runs of trials that fail for good or are
 stopped early. :func:`run_sweep` starts a sweep, :func:`resume_sweep` finishes one
 whose driver stopped.
@@ -34,8 +34,9 @@ from passion_sweep.report import log_sweep_report
 from passion_sweep.search_space import cell_space, grid_cells, total_trials
 from passion_sweep.searcher import CellSearch, CellStudies
 from passion_sweep.spec import SPEC_FILE, SweepSpec, check_ready, load_spec, locate_sweep, save_spec
+from passion_sweep.sweep_data import prepare_sweep_data
 from passion_sweep.tracking import OBJECTIVE
-from passion_sweep.trainable import SweepContext, prepare_sweep_data, run_trial
+from passion_sweep.trial import SweepContext, run_trial
 from trainables.data.atomic import ensure_directory
 from trainables.errors import ConfigError, PassionSweepError
 
@@ -74,7 +75,7 @@ class SweepOutcome:
 
 
 class _TuneSession:
-    """:class:`~passion_sweep.trainable.TrialSession` of a Ray Tune function trainable."""
+    """:class:`~passion_sweep.trial.TrialSession` of a Ray Tune function trainable."""
 
     def __init__(self) -> None:
         # Tune logs every persisted checkpoint at INFO level: one console line per epoch and trial.

@@ -9,7 +9,15 @@ import pytest
 from click.testing import CliRunner
 
 from passion_sweep.cli import main
-from trainables.data import crop_box, prepare_dataset, preprocess_case, read_manifest, read_preprocessing, rfnet_name
+from trainables.data import (
+    PHANTOM_NORMALIZATION,
+    crop_box,
+    prepare_dataset,
+    preprocess_case,
+    read_manifest,
+    read_preprocessing,
+    rfnet_name,
+)
 from trainables.data.layout import label_path, volume_path
 from trainables.data.nifti import find_case_files, read_case
 from trainables.errors import ConfigError, DataError
@@ -153,7 +161,7 @@ def test_prepare_writes_arrays_and_manifest(prepared_phantom: Path) -> None:
 
 
 def test_workers_give_the_same_result(phantom_raw: Path, prepared_phantom: Path, tmp_path: Path) -> None:
-    rows = prepare_dataset(phantom_raw, tmp_path, workers=2, progress=False)
+    rows = prepare_dataset(phantom_raw, tmp_path, workers=2, progress=False, normalization=PHANTOM_NORMALIZATION)
     assert rows == read_manifest(prepared_phantom)
     for row in rows:
         assert np.array_equal(

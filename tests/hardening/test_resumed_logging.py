@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from passion_sweep import tracking, trainable
+from passion_sweep import tracking, trial
 from passion_sweep.search_space import grid_cells
 from passion_sweep.spec import SPEC_FILE, parse_spec, save_spec
-from passion_sweep.trainable import SweepContext
+from passion_sweep.trial import SweepContext
 from tests.sweep.conftest import tiny_spec
 from trainables.config import RunConfig
 from trainables.training.loop import EpochReport
@@ -60,11 +60,11 @@ def test_a_resumed_trial_logs_each_epoch_once(tmp_path: Path, monkeypatch: pytes
     run_id = tracking.open_trial_run(sweep, "trial1", run_name="trial1", tags={}, params={})
 
     # Killed after logging epoch 3, whose checkpoint Tune never saw: it resumes from epoch 2.
-    monkeypatch.setattr(trainable, "fit", fake_fit(1, 3))
+    monkeypatch.setattr(trial, "fit", fake_fit(1, 3))
     with pytest.raises(KeyboardInterrupt):
-        trainable._train(context, RunConfig(), run_id, Session(restores=False), tmp_path / "run")
-    monkeypatch.setattr(trainable, "fit", fake_fit(3, EPOCHS))
-    trainable._train(context, RunConfig(), run_id, Session(restores=True), tmp_path / "run")
+        trial._train(context, RunConfig(), run_id, Session(restores=False), tmp_path / "run")
+    monkeypatch.setattr(trial, "fit", fake_fit(3, EPOCHS))
+    trial._train(context, RunConfig(), run_id, Session(restores=True), tmp_path / "run")
 
     history = MlflowClient(sweep.uri).get_metric_history(run_id, "loss")
     assert [(point.step, point.value) for point in history] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0)]

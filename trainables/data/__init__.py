@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "find_cases": "nifti",
     "read_case": "nifti",
     "CONTRAST": "phantom",
+    "PHANTOM_NORMALIZATION": "phantom",
     "synthesize_dataset": "phantom",
     "MIN_CROP_SIZE": "prepare",
     "NORMALIZATIONS": "prepare",

@@ -1,13 +1,12 @@
-"""What one trial of a sweep does, and the data every trial needs, prepared beforehand.
+"""What one trial of a sweep does.
 
-:func:`prepare_sweep_data` runs on the driver before any trial starts: it generates
-(or finds) the data set and writes the split CSVs, so that trials only get absolute
-paths. :func:`run_trial` is the trial itself, written against :class:`TrialSession`
-rather than Ray: it trains with :func:`~trainables.training.loop.fit` (reporting each
+:func:`run_trial` is the trial itself, written against :class:`TrialSession` rather
+than Ray: it trains with :func:`~trainables.training.loop.fit` (reporting each
 epoch and its checkpoint through the session, and resuming from the session's
 checkpoint after a failure), evaluates the last model on all 15 modality subsets of
 the test cases and logs everything to the trial's one MLflow run. The Ray Tune side of
-the session lives in :mod:`passion_sweep.launcher`.
+the session lives in :mod:`passion_sweep.launcher`; the data every trial reads is
+prepared beforehand on the driver (:mod:`passion_sweep.sweep_data`).
 """
 
 from __future__ import annotations
@@ -24,36 +23,19 @@ from typing import Any, Protocol
 import torch
 
 from passion_sweep import tracking
-from passion_sweep.layout import EVALUATION_DIR, PHANTOM_DIR, SPLITS_DIR
-from passion_sweep.phantom import ensure_phantom
+from passion_sweep.layout import EVALUATION_DIR
 from passion_sweep.search_space import GridCell
 from passion_sweep.spec import SweepSpec
+from passion_sweep.sweep_data import SweepData
 from trainables.backbones import Backbone
 from trainables.config import RunConfig
-from trainables.data import (
-    read_case_list,
-    read_manifest,
-    read_split_csv,
-    reference_splits,
-    write_missing_rate_split,
-    write_reference_split,
-)
-from trainables.data.atomic import ensure_directory
+from trainables.data import read_case_list
 from trainables.evaluation.evaluate import PER_CASE_FILE, evaluate_model, write_evaluation
 from trainables.training.loop import CONFIG_NAME, METRICS_NAME, EpochReport, fit
 
-__all__ = ["SweepData", "SweepContext", "TrialSession", "prepare_sweep_data", "run_trial"]
+__all__ = ["SweepContext", "TrialSession", "run_trial"]
 
 logger = logging.getLogger(__name__)
-
-
-
-@dataclass(frozen=True)
-class SweepData:
-    """The prepared data of a sweep: absolute data folder and split CSV per split name."""
-
-    root: Path
-    splits: Mapping[str, Path]
 
 
 @dataclass(frozen=True)
@@ -103,38 +85,6 @@ class TrialSession(Protocol):
         """Report one result with the checkpoint folder it belongs to."""
 
 
-def prepare_sweep_data(spec: SweepSpec, sweep_dir: Path) -> SweepData:
-    """Find or generate the data set and write each split's CSV into ``sweep_dir/splits``.
-
-    Runs on the driver, before any trial.
-
-    Raises:
-        DataError: if the data set, a case list or a split CSV is missing or malformed.
-    """
-    if spec.data.phantom is not None:
-        phantom = spec.data.phantom
-        cache = phantom.cache or sweep_dir / PHANTOM_DIR
-        root = ensure_phantom(cache, cases=phantom.cases, shape=phantom.shape, seed=phantom.seed)
-    else:
-        root = Path(str(spec.data.path))
-    known = {row.case for row in read_manifest(root)}
-    read_case_list(root / spec.eval.cases, known_cases=known)
-    split_dir = ensure_directory(sweep_dir / SPLITS_DIR, what="split folder")
-    splits = {}
-    for name in dict.fromkeys(spec.grid.get("split", [])):
-        split = spec.splits[str(name)]
-        if split.csv is not None:
-            read_split_csv(split.csv, known_cases=known)
-            splits[str(name)] = split.csv
-        elif split.reference is not None:
-            splits[str(name)] = split_dir / f"{name}.csv"
-            write_reference_split(root, splits[str(name)], reference_splits()[split.reference])
-        else:
-            splits[str(name)] = split_dir / f"{name}.csv"
-            write_missing_rate_split(root, splits[str(name)], rates=split.rates(), seed=split.seed)
-    return SweepData(root=root, splits=splits)
-
-
 class _Objective:
     """Best value so far of one metric (``None`` until the metric first appears)."""
 
@@ -165,7 +115,7 @@ def _grid_values(cell: GridCell, config: RunConfig) -> dict[str, str]:
     return {
         "backbone": config.model.backbone,
         "split": str(cell.values.get("split", "none")),
-        "method": "passion" if config.passion.enabled else "baseline",
+        "method": config.method.name,
         "seed": str(config.train.seed),
     }
 
