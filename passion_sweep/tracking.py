@@ -331,8 +331,8 @@ def log_metrics(tracking: SweepTracking, run_id: str, metrics: Mapping[str, floa
 def last_logged_step(tracking: SweepTracking, run_id: str, key: str = "lr") -> int:
     """The last step (epoch) at which ``key`` was logged to the run, 0 if none.
 
-    A trial resumed from the checkpoint of epoch k trains epochs k+1... again; those it had
-    logged before it stopped are not logged twice (resume is bit-exact: same values)."""
+    A restarted trial trains again the epochs after its last checkpoint; those it had
+    logged before it stopped are not logged twice (training is deterministic: same values)."""
     history = _client(tracking.uri).get_metric_history(run_id, metric_name(key))
     return max((point.step for point in history), default=0)
 
