@@ -94,7 +94,7 @@ def _checked_store(uri: str) -> str:
         PassionSweepError: if no server answers at an ``http(s)://`` URI.
     """
     if uri.startswith(("http://", "https://")):
-        if not is_healthy(uri, timeout=5):  # MLflow's client would retry for minutes
+        if not is_healthy(uri, timeout=5, any_answer=True):  # MLflow's client would retry for minutes
             raise PassionSweepError(
                 f"no MLflow tracking server answers at {uri}: is it running (passion-sweep tracking-server)?"
             )

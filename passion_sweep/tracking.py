@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from passion_sweep.layout import IDENTITY_FILE, artifacts_beside, sqlite_path
 from trainables.config import RunConfig
+from trainables.errors import DataError
 from trainables.methods.registry import BALANCING_SECTIONS, method_info
 
 if TYPE_CHECKING:
@@ -94,8 +95,17 @@ class SweepIdentity:
 
     @classmethod
     def load(cls, folder: Path) -> SweepIdentity:
-        """Read ``folder/sweep.json``."""
-        return cls(**json.loads((Path(folder) / IDENTITY_FILE).read_text()))
+        """Read ``folder/sweep.json``.
+
+        Raises:
+            DataError: if the file is missing, unreadable or not a sweep identity.
+        """
+        path = Path(folder) / IDENTITY_FILE
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not the JSON a sweep writes"
+            raise DataError(f"cannot read the sweep's identity {path}: {reason}") from None
 
 
 @dataclass(frozen=True)
@@ -321,8 +331,8 @@ def log_metrics(tracking: SweepTracking, run_id: str, metrics: Mapping[str, floa
 def last_logged_step(tracking: SweepTracking, run_id: str, key: str = "lr") -> int:
     """The last step (epoch) at which ``key`` was logged to the run, 0 if none.
 
-    A trial resumed from the checkpoint of epoch k trains epochs k+1... again; those it had
-    logged before it stopped are not logged twice (resume is bit-exact: same values)."""
+    A restarted trial trains again the epochs after its last checkpoint; those it had
+    logged before it stopped are not logged twice (training is deterministic: same values)."""
     history = _client(tracking.uri).get_metric_history(run_id, metric_name(key))
     return max((point.step for point in history), default=0)
 

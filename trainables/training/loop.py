@@ -179,11 +179,19 @@ def _prepare_run_dir(out_dir: Path, config: RunConfig, resume: bool) -> dict[str
     return None
 
 
+def _epoch_of(line: str) -> int:
+    """The epoch of a ``metrics.jsonl`` line; 0 for a line a killed run left half-written."""
+    try:
+        return int(json.loads(line)["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return 0
+
+
 def _truncate_metrics(path: Path, epochs_kept: int) -> None:
     """Drop metric lines of epochs beyond the checkpoint (written before an interruption)."""
     if not path.exists():
         return
-    lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["epoch"] <= epochs_kept]
+    lines = [line for line in path.read_text().splitlines() if 0 < _epoch_of(line) <= epochs_kept]
     with atomic_write(path, "w") as stream:  # a full disk must not truncate the metrics
         stream.write("".join(f"{line}\n" for line in lines))
 
@@ -222,9 +230,13 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
     method = build_training_method(config)
     start_epoch = 0
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        balancer.load_state_dict(state["passion"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            balancer.load_state_dict(state["passion"])
+        except (RuntimeError, ValueError, KeyError) as error:  # written by another version of the model
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CheckpointError(f"{out_dir / CHECKPOINT_NAME} does not fit this run's model: {reason}") from None
         start_epoch = int(state["epoch"])
         logger.info("resuming %s after epoch %d", out_dir, start_epoch)
     _truncate_metrics(out_dir / METRICS_NAME, start_epoch)
