@@ -56,8 +56,11 @@ class ParityCase:
 CASES = [
     ParityCase("rfnet-passion", "rfnet", steps=2),
     ParityCase("rfnet-baseline", "rfnet", steps=1),
+    ParityCase("m2ftrans-passion", "m2ftrans", steps=2),
+    ParityCase("m2ftrans-baseline", "m2ftrans", steps=1),
 ]
-UNVERIFIED = {"rfnet-passion", "rfnet-baseline"}  # landed before their first full run; emptied once they pass
+# Landed before their first full run; emptied once they pass.
+UNVERIFIED = {"rfnet-passion", "rfnet-baseline", "m2ftrans-passion", "m2ftrans-baseline"}
 
 
 class _Mismatches:

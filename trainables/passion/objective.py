@@ -340,7 +340,8 @@ def _separate_terms(
     losses = _separate_losses(model, leaves, counts, target)
     if lag is not None:
         with torch.no_grad():
-            losses = losses + _separate_losses(model, leaves, pairs.subset(~lag[pairs.modalities]), target)
+            gated_off = _separate_losses(model, leaves, pairs.subset(~lag[pairs.modalities]), target)
+        losses = losses + gated_off  # outside no_grad, or the counted terms lose their graph
     return losses
 
 
