@@ -3,7 +3,7 @@
 A sweep is one ``Tuner``: one experiment folder (``<storage_path>/<name>``), one
 schedule and one resume point for every grid cell and every Optuna trial. The search
 is :class:`~passion_sweep.searcher.CellStudies` behind a Tune ``Searcher``; each trial
-runs :func:`~passion_sweep.trainable.run_trial` with a :class:`_TuneSession`; driver
+runs :func:`~passion_sweep.trial.run_trial` with a :class:`_TuneSession`; driver
 callbacks print progress and mark the MLflow runs of trials that fail for good or are
 stopped early. :func:`run_sweep` starts a sweep, :func:`resume_sweep` finishes one
 whose driver stopped.
@@ -29,12 +29,14 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from passion_sweep import shared_storage, tracking
 from passion_sweep.console import SweepConsole, TrialProgress
+from passion_sweep.layout import TRIAL_DIR_PREFIX, sqlite_path
 from passion_sweep.report import log_sweep_report
 from passion_sweep.search_space import cell_space, grid_cells, total_trials
 from passion_sweep.searcher import CellSearch, CellStudies
 from passion_sweep.spec import SPEC_FILE, SweepSpec, check_ready, load_spec, locate_sweep, save_spec
+from passion_sweep.sweep_data import prepare_sweep_data
 from passion_sweep.tracking import OBJECTIVE
-from passion_sweep.trainable import SweepContext, prepare_sweep_data, run_trial
+from passion_sweep.trial import SweepContext, run_trial
 from trainables.data.atomic import ensure_directory
 from trainables.errors import ConfigError, PassionSweepError
 
@@ -42,12 +44,13 @@ __all__ = ["SweepOutcome", "run_sweep", "resume_sweep"]
 
 logger = logging.getLogger(__name__)
 
-_TRIAL_DIR_PREFIX = "trial_"
-
 # Tune's default loggers import torch (TensorBoardX) in the driver; JSON and CSV are enough.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 # Trials report the objective only once they have validated; ASHA skips results without it.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+# Tune's new console output prints its configuration box even at verbose=0; its legacy
+# reporter prints nothing there. The sweep's own console (_ProgressCallback) says what matters.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class SweepOutcome:
 
 
 class _TuneSession:
-    """:class:`~passion_sweep.trainable.TrialSession` of a Ray Tune function trainable."""
+    """:class:`~passion_sweep.trial.TrialSession` of a Ray Tune function trainable."""
 
     def __init__(self) -> None:
         # Tune logs every persisted checkpoint at INFO level: one console line per epoch and trial.
@@ -195,7 +198,7 @@ class _TrackingCallback(tune.Callback):
 
 
 def _trial_dirname(trial: Trial) -> str:
-    return f"{_TRIAL_DIR_PREFIX}{trial.trial_id}"
+    return f"{TRIAL_DIR_PREFIX}{trial.trial_id}"
 
 
 @contextmanager
@@ -238,8 +241,9 @@ def _check_shared_storage(context: SweepContext) -> None:
         return
     paths = [str(context.data.root), *(str(path) for path in context.data.splits.values())]
     uri = str(context.spec.tracking.uri)
-    if uri.startswith("sqlite:///"):
-        paths.append(str(Path(uri.removeprefix("sqlite:///")).parent))
+    store = sqlite_path(uri)
+    if store is not None:
+        paths.append(str(store.parent))
         logger.warning(
             "%d nodes log to the sqlite store %s: on a cluster, run `passion-sweep tracking-server` "
             "and set tracking.uri to its http:// address",
@@ -335,7 +339,7 @@ def _fit(tuner: tune.Tuner, context: SweepContext, directory: Path) -> SweepOutc
     results = tuner.fit()
     # A driver killed before Tune recorded a new trial leaves that trial's run behind,
     # while the resumed sweep runs the trial anew under another id: keep one run per trial.
-    known = tuple(Path(results[i].path).name.removeprefix(_TRIAL_DIR_PREFIX) for i in range(len(results)))
+    known = tuple(Path(results[i].path).name.removeprefix(TRIAL_DIR_PREFIX) for i in range(len(results)))
     deleted = tracking.delete_runs_except(context.tracking, known)
     if deleted:
         logger.info("deleted %d MLflow run(s) of trials that this sweep does not know", deleted)

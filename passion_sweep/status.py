@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from passion_sweep.console import format_duration
-from passion_sweep.run_store import TrialRun, find_experiment, trial_runs
-from passion_sweep.search_space import GridCell, grid_cells, total_trials
-from passion_sweep.spec import SPEC_FILE, SweepSpec, load_spec, locate_sweep, readiness_problems
+from passion_sweep.run_store import TrialRun, find_experiment, has_parent_run, trial_runs
+from passion_sweep.search_space import GridCell, cell_space, grid_cells, total_trials
+from passion_sweep.spec import SPEC_FILE, SweepSpec, describe_splits, load_spec, locate_sweep, readiness_problems
 from passion_sweep.tracking import OBJECTIVE, SweepIdentity, mlflow_hint, runs_view
 
 __all__ = [
@@ -75,6 +75,8 @@ class SweepStatus:
         elapsed: time since the sweep started (until its last trial ended, once all did).
         remaining: estimate of the time left; ``None`` before any trial finished.
         cells: one summary per grid cell.
+        started: whether the sweep's tracking began (a driver stopped before that leaves
+            a folder that only ``resume`` starts).
     """
 
     name: str
@@ -89,6 +91,7 @@ class SweepStatus:
     elapsed: timedelta
     remaining: timedelta | None
     cells: tuple[CellSummary, ...]
+    started: bool = True
 
 
 def _summarize_cell(spec: SweepSpec, cell: GridCell, runs: Sequence[TrialRun]) -> CellSummary:
@@ -98,7 +101,7 @@ def _summarize_cell(spec: SweepSpec, cell: GridCell, runs: Sequence[TrialRun]) -
         return CellSummary(cell.values, cell.trials, ended)
     sign = 1 if spec.search.mode == "max" else -1
     best = max(scored, key=lambda run: sign * run.metrics[OBJECTIVE])
-    params = tuple((key, _short(best.params.get(key, "?"))) for key in spec.search.space) if cell.searched else ()
+    params = tuple((key, _short(best.params.get(key, "?"))) for key in cell_space(spec, cell))
     return CellSummary(
         cell.values, cell.trials, ended, best.trial_id, best.metrics[OBJECTIVE], best.metrics.get(_TEST_METRIC), params
     )
@@ -159,6 +162,7 @@ def sweep_status(target: str | Path) -> SweepStatus:
         elapsed=elapsed,
         remaining=timedelta(0) if finished else estimate_remaining(runs, counts["pending"], slots, now),
         cells=tuple(_summarize_cell(spec, cell, [run for run in runs if run.cell == cell.label]) for cell in cells),
+        started=bool(runs) or has_parent_run(uri, experiment, identity.sweep_id),
     )
 
 
@@ -204,6 +208,14 @@ def format_status(status: SweepStatus) -> str:
     return "\n".join(
         [
             f"sweep {status.name} ({status.sweep_id}) in {status.directory}",
+            *(
+                []
+                if status.started
+                else [
+                    "never started: its driver stopped before tracking began; "
+                    f"`passion-sweep resume {status.directory}` starts it, or remove the folder"
+                ]
+            ),
             f"trials: {counts} of {status.total}",
             f"elapsed {_duration(status.elapsed)}, left {_duration(status.remaining)}",
             *_table(header, rows),
@@ -218,13 +230,12 @@ def describe_plan(spec: SweepSpec) -> str:
     and what would stop it from starting here."""
     cells = grid_cells(spec)
     keys = list(spec.grid)
-    searched = ", ".join(spec.search.space)
     rows = [
         (
             str(cell.index),
             *(str(cell.values[key]) for key in keys),
             str(cell.trials),
-            searched if cell.searched else "-",
+            ", ".join(cell_space(spec, cell)) or "-",
         )
         for cell in cells
     ]
@@ -249,6 +260,7 @@ def describe_plan(spec: SweepSpec) -> str:
             f"resources: {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU per trial; "
             f"trials at a time: {concurrency}; retries per trial: {spec.ray.max_failures}",
             f"data: {data}",
+            *describe_splits(spec),
             f"results: {spec.sweep_dir}",
             f"MLflow: {spec.tracking.uri}, experiment {spec.tracking.experiment} "
             f"({mlflow_hint(str(spec.tracking.uri))})",

@@ -13,7 +13,8 @@ from passion_sweep.console import SweepConsole, TrialProgress, format_duration
 from passion_sweep.launcher import _ProgressCallback
 from passion_sweep.search_space import grid_cells
 from passion_sweep.spec import parse_spec
-from passion_sweep.trainable import SweepContext, SweepData
+from passion_sweep.sweep_data import SweepData
+from passion_sweep.trial import SweepContext
 
 from .conftest import tiny_spec
 
