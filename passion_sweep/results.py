@@ -94,7 +94,7 @@ def _checked_store(uri: str) -> str:
         PassionSweepError: if no server answers at an ``http(s)://`` URI.
     """
     if uri.startswith(("http://", "https://")):
-        if not is_healthy(uri, timeout=5):  # MLflow's client would retry for minutes
+        if not is_healthy(uri, timeout=5, any_answer=True):  # MLflow's client would retry for minutes
             raise PassionSweepError(
                 f"no MLflow tracking server answers at {uri}: is it running (passion-sweep tracking-server)?"
             )
@@ -194,11 +194,11 @@ def _apply_filters(runs: pd.DataFrame, filters: Mapping[str, tuple[str, ...]], a
 
 def _planned_values(label: str) -> dict[str, str]:
     """The tag and param values a grid cell fixes: its grid values, and the params that
-    grid shortcuts stand for (``method=passion`` fixes ``passion.enabled``)."""
+    grid shortcuts stand for (``method=pmr`` fixes ``method.name``)."""
     values = _cell_values(label)
     for key, value in list(values.items()):
         if key in GRID_SHORTCUTS:
-            values[GRID_SHORTCUTS[key]] = str(value == "passion") if key == "method" else value
+            values[GRID_SHORTCUTS[key]] = value
     return values
 
 

@@ -47,7 +47,7 @@ from trainables.data import (
     reference_splits,
 )
 from trainables.errors import ConfigError, DataError, did_you_mean_or_valid
-from trainables.passion.config import METHODS
+from trainables.methods.registry import BALANCING_SECTIONS, method_info, method_names
 
 __all__ = [
     "GRID_SHORTCUTS",
@@ -78,13 +78,13 @@ __all__ = [
 GRID_SHORTCUTS: dict[str, str] = {
     "backbone": "model.backbone",
     "split": "data.split",
-    "method": "passion.enabled",
+    "method": "method.name",
     "mask_type": "train.mask_type",
     "seed": "train.seed",
 }
 # Run-config sections that a spec sets, and the keys it may set in each.
-_TUNABLE_SECTIONS = ("model", "train", "passion")
-_RESERVED_KEYS = {"model.backbone": "grid.backbone", "passion.enabled": "grid.method"}
+_TUNABLE_SECTIONS = ("model", "train", "passion", *BALANCING_SECTIONS)
+_RESERVED_KEYS = {"model.backbone": "grid.backbone", "passion.enabled": "grid.method", "method.name": "grid.method"}
 _DEFAULT_BACKBONE = ModelConfig().backbone
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SCALAR = bool | int | float | str
@@ -396,9 +396,12 @@ class TrackingSpec(_Section):
 class SweepSpec(_Section):
     """A whole experiment: the grid of cells, the search in each, and where it all goes.
 
-    ``model``, ``train`` and ``passion`` hold run-config keys (see
+    ``model``, ``train``, ``passion`` and the methods' coefficient sections
+    (``moddrop``, ``pmr``, ``ogm_ge``, ``mmpareto``) hold run-config keys (see
     :class:`~trainables.config.RunConfig`); after loading they are complete (defaults
-    filled in), as are ``data.phantom.cache`` and ``tracking``.
+    filled in), as are ``data.phantom.cache`` and ``tracking``. ``grid.method`` lists
+    the training methods (``docs/methods.md``); a method's fixed ``passion`` keys win
+    over the ``passion`` section in its cells.
     """
 
     name: str
@@ -409,6 +412,10 @@ class SweepSpec(_Section):
     model: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     train: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     passion: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    moddrop: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    pmr: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    ogm_ge: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    mmpareto: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     eval: EvalSpec = EvalSpec()
     resources: ResourcesSpec = ResourcesSpec()
     ray: RaySpec = RaySpec()
@@ -429,7 +436,7 @@ class SweepSpec(_Section):
                 raise _problem(f"a split name must be letters, digits, '_', '.' or '-', got {name!r}", key=name)
         return splits
 
-    @field_validator("model", "train", "passion")
+    @field_validator("model", "train", "passion", *BALANCING_SECTIONS)
     @classmethod
     def _run_config_section(cls, values: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         section = str(info.field_name)
@@ -467,8 +474,8 @@ class SweepSpec(_Section):
             if backbone not in known:
                 raise _problem(f"grid.backbone: unknown backbone {backbone!r}{did_you_mean_or_valid(str(backbone), known)}")
         for method in self.grid.get("method", []):
-            if method not in METHODS:
-                raise _problem(f"grid.method: unknown method {method!r}{did_you_mean_or_valid(str(method), METHODS)}")
+            if method not in method_names():
+                raise _problem(f"grid.method: unknown method {method!r}{did_you_mean_or_valid(str(method), method_names())}")
         for split in self.grid.get("split", []):
             if split not in self.splits:
                 hint = did_you_mean_or_valid(str(split), self.splits) if self.splits else "; no split is defined"
@@ -479,6 +486,13 @@ class SweepSpec(_Section):
             _check_config_key(key, "search.space", shortcuts=False)
             if key in self.grid:
                 raise _problem(f"search.space.{key}: {key} is also a grid key; a key is either listed or searched")
+        methods = [str(method) for method in self.grid.get("method", ["passion"])]
+        for key in self.search.space:
+            if not any(method_info(method).uses(key) for method in methods):
+                raise _problem(
+                    f"search.space.{key}: no method of the grid uses it ({', '.join(methods)}): "
+                    "add the method that reads it to grid.method, or leave the key out"
+                )
         for key, values in self.search.apply_to.items():
             if key not in self.grid:
                 raise _problem(f"search.apply_to.{key}: not a grid key{did_you_mean_or_valid(key, self.grid)}")
@@ -528,8 +542,9 @@ class SweepSpec(_Section):
 
         Args:
             values: grid keys (shortcuts or ``section.key``) and searched keys to their
-                values; ``method`` switches PASSION on or off, ``split`` is ignored
-                here (pass the split's CSV in ``data``).
+                values; ``method`` names the method (its fixed ``passion`` keys win
+                over the ``passion`` section), ``split`` is ignored here (pass the
+                split's CSV in ``data``).
             data: the ``data`` section (root, split, lists) of the run config.
 
         Raises:
@@ -540,13 +555,15 @@ class SweepSpec(_Section):
             **{section: dict(getattr(self, section)) for section in _TUNABLE_SECTIONS},
         }
         for key, value in values.items():
-            if key == "split":
-                continue
-            if key == "method":
-                sections["passion"]["enabled"] = METHODS[str(value)]
+            if key in ("split", "method"):
                 continue
             section, _, name = GRID_SHORTCUTS.get(key, key).partition(".")
             sections[section][name] = value
+        if "method" in values:
+            # The method's fixed keys are left out, so that it sets them whatever the other values say.
+            sections["method"] = {"name": values["method"]}
+            for fixed in method_info(str(values["method"])).passion:
+                sections["passion"].pop(fixed, None)
         return RunConfig.from_dict(sections)
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from passion_sweep.console import format_duration
 from passion_sweep.run_store import TrialRun, find_experiment, has_parent_run, trial_runs
-from passion_sweep.search_space import GridCell, grid_cells, total_trials
+from passion_sweep.search_space import GridCell, cell_space, grid_cells, total_trials
 from passion_sweep.spec import SPEC_FILE, SweepSpec, describe_splits, load_spec, locate_sweep, readiness_problems
 from passion_sweep.tracking import OBJECTIVE, SweepIdentity, mlflow_hint, runs_view
 
@@ -101,7 +101,7 @@ def _summarize_cell(spec: SweepSpec, cell: GridCell, runs: Sequence[TrialRun]) -
         return CellSummary(cell.values, cell.trials, ended)
     sign = 1 if spec.search.mode == "max" else -1
     best = max(scored, key=lambda run: sign * run.metrics[OBJECTIVE])
-    params = tuple((key, _short(best.params.get(key, "?"))) for key in spec.search.space) if cell.searched else ()
+    params = tuple((key, _short(best.params.get(key, "?"))) for key in cell_space(spec, cell))
     return CellSummary(
         cell.values, cell.trials, ended, best.trial_id, best.metrics[OBJECTIVE], best.metrics.get(_TEST_METRIC), params
     )
@@ -230,13 +230,12 @@ def describe_plan(spec: SweepSpec) -> str:
     and what would stop it from starting here."""
     cells = grid_cells(spec)
     keys = list(spec.grid)
-    searched = ", ".join(spec.search.space)
     rows = [
         (
             str(cell.index),
             *(str(cell.values[key]) for key in keys),
             str(cell.trials),
-            searched if cell.searched else "-",
+            ", ".join(cell_space(spec, cell)) or "-",
         )
         for cell in cells
     ]

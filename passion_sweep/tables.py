@@ -224,23 +224,31 @@ def _best(
 def _deltas(
     stats: pd.DataFrame, configurations: Sequence[Configuration], columns: Sequence[str], regions: Sequence[str]
 ) -> pd.DataFrame:
-    """PASSION minus baseline for each PASSION configuration with a baseline twin."""
+    """Method minus baseline for each configuration of another method that has a baseline twin
+    (the same other column values). Labels name the other values, and the method when
+    several methods are compared (``Δ rfnet / pmr``)."""
     if "method" not in columns:
-        raise ConfigError("--delta compares PASSION with the baseline: add method to --columns")
+        raise ConfigError("--delta compares every method with the baseline: add method to --columns")
     by_values = {tuple(sorted(config.values.items())): config for config in configurations}
-    deltas: dict[tuple[str, str], pd.Series] = {}
+    pairs = []
     for config in configurations:
-        if config.values["method"] != "passion":
+        if config.values["method"] == "baseline":
             continue
         twin = by_values.get(tuple(sorted({**config.values, "method": "baseline"}.items())))
-        if twin is None:
-            continue
-        others = [config.values[key] for key in columns if key != "method"]
-        label = "Δ " + (" / ".join(others) if others else "PASSION")
+        if twin is not None:
+            pairs.append((config, twin))
+    several = len({config.values["method"] for config, _ in pairs}) > 1
+    deltas: dict[tuple[str, str], pd.Series] = {}
+    for config, twin in pairs:
+        method = str(config.values["method"])
+        named = [str(config.values[key]) for key in columns if key != "method"] + ([method] if several else [])
+        label = "Δ " + (" / ".join(named) if named else ("PASSION" if method == "passion" else method))
         for region in regions:
             deltas[(label, region)] = stats[(config.label, region, "mean")] - stats[(twin.label, region, "mean")]
     if not deltas:
-        raise ConfigError("--delta needs PASSION and baseline runs of the same other column values; none are selected")
+        raise ConfigError(
+            "--delta needs runs of a method and of the baseline with the same other column values; none are selected"
+        )
     return pd.DataFrame(deltas)
 
 
@@ -291,7 +299,8 @@ def build_comparison_table(
         regions: regions of each column group.
         columns: tag or param names whose values make the column groups; default the
             grid keys that vary among the runs, seed excepted (else backbone and method).
-        delta: add PASSION-minus-baseline columns (``method`` must be a column).
+        delta: add method-minus-baseline columns for every method with baseline runs
+            (``method`` must be a column).
         precision: decimals printed, also the precision at which ties for best are decided.
 
     Raises:

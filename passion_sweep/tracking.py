@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from passion_sweep.layout import IDENTITY_FILE, artifacts_beside, sqlite_path
 from trainables.config import RunConfig
+from trainables.errors import DataError
+from trainables.methods.registry import BALANCING_SECTIONS, method_info
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -93,8 +95,17 @@ class SweepIdentity:
 
     @classmethod
     def load(cls, folder: Path) -> SweepIdentity:
-        """Read ``folder/sweep.json``."""
-        return cls(**json.loads((Path(folder) / IDENTITY_FILE).read_text()))
+        """Read ``folder/sweep.json``.
+
+        Raises:
+            DataError: if the file is missing, unreadable or not a sweep identity.
+        """
+        path = Path(folder) / IDENTITY_FILE
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not the JSON a sweep writes"
+            raise DataError(f"cannot read the sweep's identity {path}: {reason}") from None
 
 
 @dataclass(frozen=True)
@@ -184,9 +195,14 @@ def runs_view(uri: str, experiment_id: str) -> str:
 
 
 def flatten_config(config: RunConfig) -> dict[str, str]:
-    """``section.key`` to the value as text: the params of a trial's run."""
+    """``section.key`` to the value as text: the params of a trial's run (of the methods'
+    coefficient sections, only its own method's)."""
+    own = method_info(config.method.name).section
     return {
-        f"{section}.{key}": str(value) for section, values in config.to_dict().items() for key, value in values.items()
+        f"{section}.{key}": str(value)
+        for section, values in config.to_dict().items()
+        if section not in BALANCING_SECTIONS or section == own
+        for key, value in values.items()
     }
 
 
@@ -315,8 +331,8 @@ def log_metrics(tracking: SweepTracking, run_id: str, metrics: Mapping[str, floa
 def last_logged_step(tracking: SweepTracking, run_id: str, key: str = "lr") -> int:
     """The last step (epoch) at which ``key`` was logged to the run, 0 if none.
 
-    A trial resumed from the checkpoint of epoch k trains epochs k+1... again; those it had
-    logged before it stopped are not logged twice (resume is bit-exact: same values)."""
+    A restarted trial trains again the epochs after its last checkpoint; those it had
+    logged before it stopped are not logged twice (training is deterministic: same values)."""
     history = _client(tracking.uri).get_metric_history(run_id, metric_name(key))
     return max((point.step for point in history), default=0)
 

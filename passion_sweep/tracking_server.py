@@ -215,11 +215,14 @@ def check_can_listen(host: str, port: int) -> None:
         raise ConfigError(f"--host {host} --port {port}: cannot listen there ({error.strerror})") from None
 
 
-def is_healthy(url: str, *, timeout: float = 2.0) -> bool:
-    """Whether the MLflow server at ``url`` answers ``/health``."""
+def is_healthy(url: str, *, timeout: float = 2.0, any_answer: bool = False) -> bool:
+    """Whether the MLflow server at ``url`` answers ``/health`` with 200, or with
+    ``any_answer`` at all (a proxy in front may ask for credentials first)."""
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout) as response:
             return response.status == 200
+    except urllib.error.HTTPError:
+        return any_answer
     except (urllib.error.URLError, OSError):
         return False
 

@@ -115,7 +115,7 @@ def _grid_values(cell: GridCell, config: RunConfig) -> dict[str, str]:
     return {
         "backbone": config.model.backbone,
         "split": str(cell.values.get("split", "none")),
-        "method": "passion" if config.passion.enabled else "baseline",
+        "method": config.method.name,
         "seed": str(config.train.seed),
     }
 
@@ -137,13 +137,15 @@ def _train(
     resumed = session.restore_checkpoint(run_dir)
     for past in _past_metrics(run_dir):
         objective.update(past)
-    logged = tracking.last_logged_step(context.tracking, run_id) if resumed else 0
+    # A trial that stopped after logging an epoch but before the scheduler saved its checkpoint
+    # trains that epoch again (from the last checkpoint, or from scratch): log it once.
+    logged = tracking.last_logged_step(context.tracking, run_id)
     last_epoch: dict[str, float] = {}
 
     def on_epoch(report: EpochReport) -> None:
         objective.update(report.metrics)
         metrics = {**report.metrics, **objective.as_metrics()}
-        if report.epoch > logged:  # epochs logged before the trial stopped are trained again
+        if report.epoch > logged:
             tracking.log_metrics(context.tracking, run_id, metrics, step=report.epoch)
         if report.epoch < report.epochs:
             session.report(metrics, run_dir)

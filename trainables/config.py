@@ -4,6 +4,7 @@
 in checkpoints) and rejects unknown keys with the closest valid name;
 ``RunConfig.with_overrides`` applies ``section.key=value`` strings from the CLI.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainables.errors import ConfigError, did_you_mean_or_valid
+from trainables.methods.coefficients import MethodConfig, MMParetoConfig, ModDropConfig, OGMGEConfig, PMRConfig
+from trainables.methods.registry import BALANCING_SECTIONS, method_info, method_passion
 from trainables.modalities import MASK_TYPES
 from trainables.passion.config import PassionConfig
 from trainables.safe_yaml import load_yaml
@@ -21,7 +24,6 @@ __all__ = ["SEED_LIMIT", "DataConfig", "ModelConfig", "TrainConfig", "RunConfig"
 
 # Seeds go to numpy, which takes 0 <= seed < 2**32.
 SEED_LIMIT = 2**32
-
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -122,17 +124,34 @@ class TrainConfig:
             )
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "passion": PassionConfig}
+_SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "passion": PassionConfig,
+    "method": MethodConfig,
+    **BALANCING_SECTIONS,
+}
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that defines one training run."""
+    """Everything that defines one training run.
+
+    ``method`` names the training method (``docs/methods.md``); it fixes some
+    ``passion`` keys (``enabled`` always) and may read one of the coefficient sections
+    ``moddrop``, ``pmr``, ``ogm_ge``, ``mmpareto``.
+    """
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     passion: PassionConfig = field(default_factory=PassionConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    moddrop: ModDropConfig = field(default_factory=ModDropConfig)
+    pmr: PMRConfig = field(default_factory=PMRConfig)
+    ogm_ge: OGMGEConfig = field(default_factory=OGMGEConfig)
+    mmpareto: MMParetoConfig = field(default_factory=MMParetoConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Nested plain-dict form (JSON-serialisable)."""
@@ -142,8 +161,14 @@ class RunConfig:
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
         """Build from the nested dict form; missing keys take their defaults.
 
+        The method's fixed ``passion`` keys are set (see
+        :func:`~trainables.methods.registry.method_passion`). Without a ``method``
+        section (configs written before methods existed), ``passion.enabled`` names it:
+        ``passion`` or ``baseline``.
+
         Raises:
-            ConfigError: on an unknown section or key, or a value of the wrong type.
+            ConfigError: on an unknown section, key or method, a value of the wrong
+                type, or a ``passion`` key that contradicts the method.
         """
         if not isinstance(values, dict):
             raise ConfigError(f"a run config must be a mapping of sections, got {type(values).__name__}")
@@ -153,10 +178,18 @@ class RunConfig:
             if section_type is None:
                 raise ConfigError(f"unknown config section {section!r}{did_you_mean_or_valid(section, _SECTIONS)}")
             sections[section] = _build_section(section, section_type, section_values or {})
+        passion = sections.get("passion", PassionConfig())
+        if "method" not in sections:
+            sections["method"] = MethodConfig("passion" if passion.enabled else "baseline")
+        given = values.get("passion") or {}
+        sections["passion"] = method_passion(sections["method"].name, passion, given)
         return cls(**sections)
 
     def with_overrides(self, assignments: typing.Iterable[str]) -> RunConfig:
         """Apply ``section.key=value`` assignments (values parsed as YAML scalars).
+
+        ``passion.enabled`` follows the method: set ``method.name`` instead. Switching
+        the method frees the ``passion`` keys the previous one fixed (back to defaults).
 
         Raises:
             ConfigError: on a malformed assignment, unknown key or invalid value.
@@ -169,8 +202,21 @@ class RunConfig:
                 raise ConfigError(f"--set {assignment!r}: expected section.key=value, e.g. --set train.epochs=5")
             if section not in values:
                 raise ConfigError(f"unknown config section {section!r} in {assignment!r}{did_you_mean_or_valid(section, _SECTIONS)}")
+            if (section, key) == ("passion", "enabled"):
+                raise ConfigError(
+                    f"--set {assignment!r}: passion.enabled follows the method; set method.name=baseline or passion"
+                )
+            if (section, key) == ("method", "name"):
+                _free_fixed_keys(values, self.method.name)
             values[section][key] = value
         return RunConfig.from_dict(values)
+
+
+def _free_fixed_keys(values: dict[str, dict[str, Any]], method: str) -> None:
+    """Reset the ``passion`` keys that ``method`` fixes to their defaults in ``values``."""
+    defaults = dataclasses.asdict(PassionConfig())
+    for key in method_info(method).passion:
+        values["passion"][key] = defaults[key]
 
 
 def parse_override(assignment: str) -> tuple[str, Any]:

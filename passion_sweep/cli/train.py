@@ -1,7 +1,6 @@
 """``passion-sweep train``: one configuration on prepared data, without Ray."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import click
@@ -10,7 +9,7 @@ from passion_sweep.cli.options import existing_dir, existing_file, set_option
 from trainables.backbones.catalog import built_in_names
 from trainables.config import DataConfig, ModelConfig, RunConfig
 from trainables.errors import ConfigError
-from trainables.passion.config import METHODS, with_method
+from trainables.methods.registry import method_names
 
 
 @click.command()
@@ -18,7 +17,13 @@ from trainables.passion.config import METHODS, with_method
 @click.option("--split", "split_csv", type=existing_file, help="Missing-rate split CSV (needed for idt, idt_drop).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, resolve_path=True, path_type=Path), required=True, help="Run folder for config, metrics and checkpoint.")
 @click.option("--backbone", type=click.Choice(built_in_names()), default="rfnet", show_default=True)
-@click.option("--method", type=click.Choice(list(METHODS)), default="passion", show_default=True)
+@click.option(
+    "--method",
+    type=click.Choice(method_names()),
+    default="passion",
+    show_default=True,
+    help="Training method (docs/methods.md); its coefficients: --set pmr.alpha=2 etc.",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @set_option
 def train(
@@ -36,7 +41,6 @@ def train(
     from trainables.training.loop import fit  # torch: only once the command runs, not for --help
 
     base = RunConfig(data=DataConfig(root=data_dir, split=split_csv), model=ModelConfig(backbone=backbone))
-    config = base.with_overrides(overrides)
-    config = dataclasses.replace(config, passion=with_method(config.passion, method))
+    config = base.with_overrides([f"method.name={method}", *overrides])
     fit(config, out_dir, resume=resume)
     click.echo(f"done: checkpoint {out_dir / 'checkpoint.pt'}, metrics {out_dir / 'metrics.jsonl'}")

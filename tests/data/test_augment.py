@@ -134,7 +134,8 @@ def test_augment_patch_order_is_rotate_intensity_flip() -> None:
 @pytest.mark.parametrize(
     ("options", "pattern"),
     [
-        ({"max_rotation_degrees": 90}, "max_rotation_degrees must be >= 0 and <= 45"),
+        ({"max_rotation_degrees": 90}, "max_rotation_degrees must be an integer >= 0 and <= 45"),
+        ({"max_rotation_degrees": 7.5}, "max_rotation_degrees must be an integer"),
         ({"intensity_scale": 1.5}, "intensity_scale must be"),
         ({"rotation_fill": "zero"}, "rotation_fill must be one of reference, background"),
     ],

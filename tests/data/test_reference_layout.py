@@ -68,7 +68,7 @@ def test_both_routes_give_the_same_cases_arrays_and_masks(tmp_path: Path) -> Non
         result = run("data", "split", folder, "--missing-rates", "mr2468", "--out", folder / "mr2468.csv")
         assert result.exit_code == 0, result.output
     assert read_split_csv(download / "mr2468.csv") == read_split_csv(prepared / "mr2468.csv")
-    samples = [sample for sample in VolumeDataset(download, NAMES)]
+    samples = list(VolumeDataset(download, NAMES))
     assert [tuple(sample["image"].shape) for sample in samples] == [
         (4, 129, 40, 32),
         (4, 48, 44, 36),

@@ -7,9 +7,11 @@ anywhere. Raw NIfTI inputs of ``data prepare`` have their corpus in tests/data/t
 
 from __future__ import annotations
 
+import http.server
 import shutil
 import sqlite3
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +19,8 @@ import pytest
 import torch
 import yaml
 
+from passion_sweep.spec import SPEC_FILE, parse_spec, save_spec
+from passion_sweep.tracking_server import is_healthy
 from tests.sweep.conftest import tiny_spec
 from trainables.backbones import build_backbone
 from trainables.config import ModelConfig, RunConfig
@@ -131,6 +135,13 @@ def _without(*keys: str) -> Callable[[Path, Path], Path]:
     return make
 
 
+def _stale_weights(tmp: Path, ckpt: Path) -> Path:
+    """The checkpoint with the weights of another version of the model (none match)."""
+    state = torch.load(ckpt, weights_only=True)
+    state.update(optimizer={}, passion={}, model={f"old.{key}": value for key, value in state["model"].items()})
+    return write_checkpoint(tmp / "damaged.pt", **state)
+
+
 def _raw(content: bytes) -> Callable[[Path, Path], Path]:
     def make(tmp: Path, ckpt: Path) -> Path:
         (tmp / "damaged.pt").write_bytes(content)
@@ -152,6 +163,19 @@ def _foreign_sqlite(tmp: Path, data: Path, ckpt: Path) -> tuple[list[object], in
     with sqlite3.connect(tmp / "other.db") as database:
         database.execute("CREATE TABLE notes (text)")
     return ["table", "--tracking-uri", tmp / "other.db"], USAGE, r"is an sqlite database but not an MLflow store"
+
+
+def _identity(content: bytes) -> Case:
+    """A sweep folder whose ``sweep.json`` is damaged, asked for its status."""
+
+    def case(tmp: Path, data: Path, ckpt: Path) -> tuple[list[object], int, str]:
+        spec = parse_spec(tiny_spec(tmp / "sweeps"))
+        spec.sweep_dir.mkdir(parents=True)
+        save_spec(spec, spec.sweep_dir / SPEC_FILE)
+        (spec.sweep_dir / "sweep.json").write_bytes(content)
+        return ["status", spec.sweep_dir], RUNTIME, r"cannot read the sweep's identity .*sweep.json"
+
+    return case
 
 
 def _output_is_a_file(command: str) -> Case:
@@ -221,7 +245,13 @@ CASES: dict[str, Case] = {
     "checkpoint without epoch (resume)": _checkpoint(
         _without("epoch", "passion"), "train", RUNTIME, r"checkpoint.pt lacks passion, epoch"
     ),
+    "checkpoint of another model version (resume)": _checkpoint(
+        _stale_weights, "train", RUNTIME, r"checkpoint.pt does not fit this run's model: Error\(s\) in loading"
+    ),
     "resume a missing folder": _resume_missing,
+    "sweep identity truncated": _identity(b'{"sweep_id": "tiny-'),
+    "sweep identity not UTF-8": _identity(b"\xff\xfe"),
+    "sweep identity not a mapping": _identity(b"[]"),
     "store missing": _store(None, lambda tmp: str(tmp / "none.db"), USAGE, r"no MLflow store at .*none.db"),
     "store not sqlite": _store(b"a,b\n1,2\n", lambda tmp: str(tmp / "store.db"), USAGE, r"is not an sqlite database"),
     "store empty file": _store(b"", lambda tmp: f"sqlite:///{tmp}/store.db", USAGE, r"is not an sqlite database"),
@@ -269,7 +299,7 @@ def mounted(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
 
     yield mount
     for point in reversed(points):
-        subprocess.run(["umount", str(point)], check=True)
+        subprocess.run(["umount", "--lazy", str(point)], check=True)  # a failed torch.save may hold a file a while
 
 
 def _fill(folder: Path) -> None:
@@ -299,3 +329,30 @@ def test_output_folder_read_only_or_full(
     }[command]
     assert_one_line_error(run(*args), RUNTIME, r"Read-only file system|No space left on device")
     assert files_under(folder) == before
+
+
+def test_a_disk_that_fills_up_during_training_is_one_line(
+    prepared_phantom: Path, mounted: Callable[[str], Path]
+) -> None:
+    folder = mounted("size=64k")  # room for config.json, not for a checkpoint
+    result = run(*train(prepared_phantom, folder / "run"))
+    assert_one_line_error(
+        result, RUNTIME, r"cannot write checkpoint .*checkpoint.pt: the write failed \(is the disk full"
+    )
+    assert files_under(folder) == ["run/config.json"]
+
+
+def test_a_tracking_server_behind_an_authenticating_proxy_counts_as_answering() -> None:
+    class AskForCredentials(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(401)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.HTTPServer(("127.0.0.1", 0), AskForCredentials) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert is_healthy(url, any_answer=True) and not is_healthy(url)
+        server.shutdown()

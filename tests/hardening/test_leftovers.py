@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -60,3 +61,18 @@ def test_a_sweep_whose_driver_stopped_before_tracking_says_so(tmp_path: Path) ->
         result.stdout
     )
     assert "trials: 3 pending" in result.stdout
+
+
+def test_resume_drops_a_metrics_line_that_a_killed_run_left_half_written(
+    prepared_phantom: Path, tmp_path: Path
+) -> None:
+    settings = ["model.width=4", "model.patch_size=16", "train.num_workers=0", "data.val_list=null"]
+    args = ["train", "--data", prepared_phantom, "--split", prepared_phantom / "mr2468.csv", "--out", tmp_path / "run"]
+    args += [part for setting in settings for part in ("--set", setting)]
+    assert run(*args, "--set", "train.epochs=1").exit_code == 0
+    with open(tmp_path / "run" / "metrics.jsonl", "a") as metrics:
+        metrics.write('{"epoch": 2, "lo')
+    result = run(*args, "--set", "train.epochs=2", "--resume")
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]

@@ -1,5 +1,5 @@
-"""A trial resumed from an older checkpoint than its last logged epoch logs each epoch once
-(training is faked: what matters is what reaches MLflow)."""
+"""A trial restarted from a checkpoint older than its last logged epoch, or from scratch,
+logs each epoch once (training is faked: what matters is what reaches MLflow)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,14 @@ def fake_fit(first: int, last: int) -> Callable[..., None]:
     return fit
 
 
-def test_a_resumed_trial_logs_each_epoch_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("killed_after", "checkpoint"),
+    [(3, 2), (1, 0)],
+    ids=["resumed from the checkpoint before the last logged epoch", "restarted before its first checkpoint"],
+)
+def test_a_restarted_trial_logs_each_epoch_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, killed_after: int, checkpoint: int
+) -> None:
     spec = parse_spec(tiny_spec(tmp_path / "sweeps"))
     spec.sweep_dir.mkdir(parents=True)
     save_spec(spec, spec.sweep_dir / SPEC_FILE)
@@ -59,12 +66,12 @@ def test_a_resumed_trial_logs_each_epoch_once(tmp_path: Path, monkeypatch: pytes
     context = SweepContext(spec, spec.sweep_dir, tuple(grid_cells(spec)), None, sweep)  # type: ignore[arg-type]
     run_id = tracking.open_trial_run(sweep, "trial1", run_name="trial1", tags={}, params={})
 
-    # Killed after logging epoch 3, whose checkpoint Tune never saw: it resumes from epoch 2.
-    monkeypatch.setattr(trial, "fit", fake_fit(1, 3))
+    # Killed after logging epoch `killed_after`, whose checkpoint the scheduler never saved.
+    monkeypatch.setattr(trial, "fit", fake_fit(1, killed_after))
     with pytest.raises(KeyboardInterrupt):
         trial._train(context, RunConfig(), run_id, Session(restores=False), tmp_path / "run")
-    monkeypatch.setattr(trial, "fit", fake_fit(3, EPOCHS))
-    trial._train(context, RunConfig(), run_id, Session(restores=True), tmp_path / "run")
+    monkeypatch.setattr(trial, "fit", fake_fit(checkpoint + 1, EPOCHS))
+    trial._train(context, RunConfig(), run_id, Session(restores=checkpoint > 0), tmp_path / "run")
 
     history = MlflowClient(sweep.uri).get_metric_history(run_id, "loss")
     assert [(point.step, point.value) for point in history] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0)]

@@ -29,8 +29,8 @@ from tests.parity.fixtures import batch, expected_steps, initial_state, referenc
 from trainables.backbones import FusionOutput, build_backbone
 from trainables.backbones.reference import load_reference_state_dict
 from trainables.config import TrainConfig
+from trainables.methods.registry import method_passion
 from trainables.passion import PassionConfig, PreferenceBalancer
-from trainables.passion.config import with_method
 from trainables.training.step import build_optimizer, optimisation_step, poly_lr
 
 RELATIVE = 1e-8  # NOTICE.md: float64 re-orderings give ~1e-14
@@ -118,7 +118,7 @@ def test_training_steps_match_the_reference(case: ParityCase) -> None:
     ours = {name: dict(model.named_parameters())[type(model).reference_name_to_ours(name)] for name in names}
 
     train = TrainConfig(mask_type=fixture["model"]["mask_type"])
-    passion = with_method(PassionConfig(), method)
+    passion = method_passion(method, PassionConfig())
     optimizer = build_optimizer(model, train)
     for group in optimizer.param_groups:
         group["lr"] = poly_lr(train, epoch=0)

@@ -41,10 +41,10 @@ def summary_of(trial: KnownTrial) -> dict:
         subset: {region: trial.dice_by_region.get(region, trial.dice[subset]) for region in REGIONS}
         for subset in SUBSETS
     }
-    hd95 = {subset: {region: trial.hd95 for region in REGIONS} for subset in SUBSETS}
+    hd95 = {subset: dict.fromkeys(REGIONS, trial.hd95) for subset in SUBSETS}
     mean = {
         "dice": {region: sum(dice[s][region] for s in SUBSETS) / len(SUBSETS) for region in REGIONS},
-        "hd95": {region: trial.hd95 for region in REGIONS},
+        "hd95": dict.fromkeys(REGIONS, trial.hd95),
     }
     return {"dice": dice, "hd95": hd95, "mean": mean, "eval": dict(trial.evaluation)}
 
@@ -73,7 +73,7 @@ def record_sweep(
             trial_id,
             run_name=trial_id,
             tags={tracking.TAG_CELL: trial.cell, **trial.tags},
-            params={"train.lr": "0.0002", "passion.enabled": str(trial.tags["method"] == "passion")},
+            params={"train.lr": "0.0002", "method.name": trial.tags["method"]},
         )
         if trial.objective is not None:
             tracking.log_metrics(sweep, run_id, {"objective": trial.objective}, step=1)
@@ -88,4 +88,4 @@ def record_sweep(
 
 def uniform(value: float) -> dict[str, float]:
     """The same Dice for every subset."""
-    return {subset: value for subset in SUBSETS}
+    return dict.fromkeys(SUBSETS, value)

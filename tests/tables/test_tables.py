@@ -161,9 +161,9 @@ def test_bad_options_are_named(known_store: str, options: dict, message: str) ->
 
 def test_delta_needs_the_method_column(known_store: str) -> None:
     results = load_trial_results(known_store, RunSelection(experiment="table1", filters={"method": ("passion",)}))
-    with pytest.raises(ConfigError, match="--delta compares PASSION with the baseline: add method to --columns"):
+    with pytest.raises(ConfigError, match="--delta compares every method with the baseline: add method to --columns"):
         build_comparison_table(results, columns=["backbone"], delta=True)
-    with pytest.raises(ConfigError, match="--delta needs PASSION and baseline runs"):
+    with pytest.raises(ConfigError, match="--delta needs runs of a method and of the baseline"):
         build_comparison_table(results, columns=["backbone", "method"], delta=True)
 
 
@@ -172,12 +172,12 @@ def test_a_planned_trial_without_a_run_is_a_missing_row(known_store: str) -> Non
 
     missing = runs[runs["status"] == "MISSING"]
     assert len(runs) == 8 and len(missing) == 1
-    assert missing.iloc[0][["backbone", "method", "seed", "split", "passion.enabled"]].tolist() == [
+    assert missing.iloc[0][["backbone", "method", "seed", "split", "method.name"]].tolist() == [
         "mmformer",
         "passion",
         "2",
         "mr2468",
-        "True",
+        "passion",
     ]
 
 

@@ -9,7 +9,7 @@ from trainables.errors import ConfigError
 
 def test_overrides_parse_typed_values() -> None:
     config = RunConfig().with_overrides(
-        ["train.lr=2e-3", "train.epochs=5", "passion.enabled=false", "data.val_list=null", "train.iters_per_epoch=7"]
+        ["train.lr=2e-3", "train.epochs=5", "method.name=baseline", "data.val_list=null", "train.iters_per_epoch=7"]
     )
     assert config.train.lr == 0.002 and config.train.epochs == 5
     assert config.passion.enabled is False and config.data.val_list is None

@@ -48,7 +48,7 @@ def test_fit_writes_metrics_checkpoint_and_reports_each_epoch(prepared_phantom: 
 
 
 def test_baseline_logs_no_distillation_terms(prepared_phantom: Path, tmp_path: Path) -> None:
-    config = small_config(prepared_phantom, "passion.enabled=false", "train.epochs=1", "data.val_list=null")
+    config = small_config(prepared_phantom, "method.name=baseline", "train.epochs=1", "data.val_list=null")
     fit(config, tmp_path / "run")
     line = json.loads((tmp_path / "run/metrics.jsonl").read_text())
     assert "loss/kl" not in line and "rp/flair" not in line and "val/dice/WT" not in line
@@ -114,7 +114,7 @@ def test_augmentation_options_reach_the_dataset_and_the_checkpoint(
     monkeypatch.setattr(loop, "TrainingDataset", recording)
     fill = "background" if augment else "reference"
     expected = Augmentation(rotation_fill=fill) if augment else False
-    base = ["passion.enabled=false", "train.epochs=1", "data.val_list=null", f"train.rotation_fill={fill}"]
+    base = ["method.name=baseline", "train.epochs=1", "data.val_list=null", f"train.rotation_fill={fill}"]
     fit(small_config(prepared_phantom, *base, *overrides), tmp_path / "run")
     assert built == [expected]
     assert load_checkpoint(tmp_path / "run/checkpoint.pt")["config"]["train"]["rotation_fill"] == fill

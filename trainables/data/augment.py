@@ -64,8 +64,11 @@ class Augmentation:
     rotation_fill: str = "reference"
 
     def __post_init__(self) -> None:
-        if not 0 <= self.max_rotation_degrees <= 45:
-            raise ConfigError(f"max_rotation_degrees must be >= 0 and <= 45, got {self.max_rotation_degrees}")
+        if not isinstance(self.max_rotation_degrees, int) or not 0 <= self.max_rotation_degrees <= 45:
+            raise ConfigError(
+                f"max_rotation_degrees must be an integer >= 0 and <= 45 (the reference draws integer angles), "
+                f"got {self.max_rotation_degrees}"
+            )
         for option in ("intensity_scale", "intensity_shift"):
             if not 0 <= getattr(self, option) < 1:
                 raise ConfigError(f"{option} must be >= 0 and < 1, got {getattr(self, option)}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import ndimage
+from scipy import ndimage, spatial
 from torch import Tensor
 
 from trainables.evaluation.conventions import (
@@ -149,8 +149,10 @@ def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
 def directed_surface_distances(pred_mask: np.ndarray, true_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean distances (unit spacing) between the surfaces of two non-empty masks.
 
-    Computed in the bounding box of both masks: outside it both are background, so the
-    surfaces and the distances between them are those of the whole arrays.
+    The surfaces are found in the bounding box of both masks (outside it both are
+    background, so they are those of the whole arrays); the nearest surface voxel of the
+    other mask comes from a k-d tree over its coordinates. The distances are those of
+    medpy's distance transform: exact, the square root of an integer.
 
     Args:
         pred_mask: ``...`` bool mask, not empty.
@@ -161,10 +163,10 @@ def directed_surface_distances(pred_mask: np.ndarray, true_mask: np.ndarray) -> 
         of ``true_mask``, and the other way round (float64, in array order).
     """
     box = _bounding_box(pred_mask | true_mask)
-    pred_surface, true_surface = surface_voxels(pred_mask[box]), surface_voxels(true_mask[box])
-    # distance_transform_edt measures the distance to the nearest zero: the other surface.
-    pred_to_true = ndimage.distance_transform_edt(~true_surface)[pred_surface]
-    true_to_pred = ndimage.distance_transform_edt(~pred_surface)[true_surface]
+    pred_points = np.argwhere(surface_voxels(pred_mask[box]))
+    true_points = np.argwhere(surface_voxels(true_mask[box]))
+    pred_to_true, _ = spatial.KDTree(true_points).query(pred_points)
+    true_to_pred, _ = spatial.KDTree(pred_points).query(true_points)
     return pred_to_true, true_to_pred
 
 
@@ -187,8 +189,8 @@ def hd95(
     value wherever one direction has the far outliers (scattered false positives).
 
     Args:
-        pred_mask: ``HWD`` bool predicted mask.
-        true_mask: ``HWD`` bool ground-truth mask.
+        pred_mask: ``...`` bool predicted mask (``HWD`` for a volume; any rank works).
+        true_mask: ``...`` bool ground-truth mask of the same shape.
         percentile: ``"pooled"`` (reference, medpy) or ``"max_directed"`` (MONAI).
         empty_convention: value when exactly one mask is empty: ``"reference"`` gives
             1.0 (the PASSION reference), ``"max"`` gives 373.13 (BraTS, the volume

@@ -12,6 +12,7 @@ their graphs freed, before the next stage; the encoders are back-propagated last
 with the summed feature gradients. By linearity the gradients equal those of the
 total, while only one decoder stage's activations are alive at a time.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from trainables.backbones import Backbone, FusionOutput
+from trainables.methods.hooks import TrainingMethod, UnimodalStep
 from trainables.modalities import NUM_CLASSES, NUM_MODALITIES
 from trainables.passion.config import PassionConfig
 from trainables.passion.losses import (
@@ -107,6 +109,11 @@ def _weighted_parts(
     return parts
 
 
+def _lagging(preference: Tensor, config: PassionConfig) -> Tensor:
+    """``lag_m = rp_m > 0``, or every modality when the relative-preference gate is off."""
+    return preference > 0 if config.preference_gate else torch.ones_like(preference, dtype=torch.bool)
+
+
 def _total(parts: dict[str, Tensor], config: PassionConfig) -> Tensor:
     scale = {"kl": config.kl_weight, "proto": config.proto_weight}
     return sum(scale.get(name, 1.0) * value for name, value in parts.items())
@@ -137,13 +144,9 @@ def combine_loss_terms(
     """
     preference = lag = None
     if config.enabled and not warmup:
-        preference = step_relative_preference(
-            terms.distance.detach(), counted, per_sample=config.per_sample_preference
-        )
-        lag = preference > 0
-    parts = _weighted_parts(
-        terms, lag=lag, beta=beta, modality_weights=modality_weights, config=config, warmup=warmup
-    )
+        preference = step_relative_preference(terms.distance.detach(), counted, per_sample=config.per_sample_preference)
+        lag = _lagging(preference, config)
+    parts = _weighted_parts(terms, lag=lag, beta=beta, modality_weights=modality_weights, config=config, warmup=warmup)
     total = _total(parts, config)
     return StepLoss(
         total=total,
@@ -226,6 +229,7 @@ def training_step(
     modality_weights: Tensor,
     config: PassionConfig,
     warmup: bool,
+    method: TrainingMethod | None = None,
 ) -> StepLoss:
     """Compute one step's loss and accumulate its gradients into the model's ``.grad``.
 
@@ -240,6 +244,8 @@ def training_step(
         modality_weights: ``K`` frequency weights ``w_m``.
         config: PASSION coefficients (``enabled`` decides whether to distil).
         warmup: only the separate-decoder term counts.
+        method: a balancing method's hooks (after the fused terms, an extra unimodal
+            loss as part ``method``, the encoders' back-propagation), if any.
 
     Returns:
         The step's (detached) loss, its parts, and the relative preference and
@@ -268,15 +274,23 @@ def training_step(
         teacher = model.fuse(leaves, fusion_mask)
         fuse, prm = _segmentation_terms(teacher, target, model.deep_supervision)
         back_propagate(LossTerms(fuse=fuse, prm=prm))
+        if method is not None:
+            method.after_multimodal_stage(leaves)
         if config.enabled:
             kl, proto, distance = _distillation_terms(model, leaves, pairs, teacher, target, config)
             preference = step_relative_preference(distance, counted, per_sample=config.per_sample_preference)
-            lag = preference > 0
+            lag = _lagging(preference, config)
             per_modality["distance"] = distance.sum(dim=0)
             back_propagate(LossTerms(kl=kl, proto=proto))
     if model.has_separate_decoder:
         back_propagate(LossTerms(sep=_separate_terms(model, leaves, pairs, target, lag)))
-    _back_propagate_encoders(features, leaves)
+    if method is not None:
+        extra = method.unimodal_loss(UnimodalStep(model, leaves, counted, target, shared_classes(target)))
+        if extra is not None:
+            extra.backward()
+            parts["method"] = extra.detach()
+    if method is None or not method.back_propagate_encoders(features, leaves):
+        _back_propagate_encoders(features, leaves)
     return StepLoss(
         total=_total(parts, config),
         parts=parts,
@@ -287,7 +301,12 @@ def training_step(
 
 
 def _distillation_terms(
-    model: Backbone, leaves: Sequence[Tensor], pairs: _Pairs, teacher: FusionOutput, target: Tensor, config: PassionConfig
+    model: Backbone,
+    leaves: Sequence[Tensor],
+    pairs: _Pairs,
+    teacher: FusionOutput,
+    target: Tensor,
+    config: PassionConfig,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per-pair KL and prototype terms and distances of the batched student passes, scattered to ``BK``.
 
@@ -321,7 +340,8 @@ def _separate_terms(
     losses = _separate_losses(model, leaves, counts, target)
     if lag is not None:
         with torch.no_grad():
-            losses = losses + _separate_losses(model, leaves, pairs.subset(~lag[pairs.modalities]), target)
+            gated_off = _separate_losses(model, leaves, pairs.subset(~lag[pairs.modalities]), target)
+        losses = losses + gated_off  # outside no_grad, or the counted terms lose their graph
     return losses
 
 

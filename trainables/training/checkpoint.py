@@ -24,7 +24,7 @@ import torch
 from trainables.backbones import Backbone, build_backbone
 from trainables.backbones.reference import load_reference_state_dict
 from trainables.config import ModelConfig, RunConfig
-from trainables.errors import CheckpointError
+from trainables.errors import CheckpointError, DataError
 
 __all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "load_model", "import_reference_checkpoint"]
 
@@ -32,13 +32,24 @@ CHECKPOINT_FORMAT = 1
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to ``path`` atomically (a crash leaves the previous file intact)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write ``state`` to ``path`` atomically (a crash leaves the previous file intact).
+
+    Raises:
+        DataError: if the file cannot be written (read-only folder, full disk).
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as error:
+        raise DataError(f"cannot write checkpoint {path}: {error.strerror or error}") from None
     os.close(handle)
     try:
         torch.save({"format": CHECKPOINT_FORMAT, **state}, temporary)
         os.replace(temporary, path)
+    except (OSError, RuntimeError) as error:  # torch reports a failed write (a full disk) as RuntimeError
+        Path(temporary).unlink(missing_ok=True)
+        reason = error.strerror if isinstance(error, OSError) else "the write failed (is the disk full?)"
+        raise DataError(f"cannot write checkpoint {path}: {reason}; an earlier checkpoint there is kept") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
