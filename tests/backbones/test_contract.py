@@ -11,10 +11,9 @@ from trainables.errors import ConfigError
 from trainables.passion import PassionConfig, training_step
 
 WIDTH = 4
-# Parameters at the reference width 8 and patch 80; mmFormer's reference has 35,599,184:
-# the 516 fewer are its 1/16 deep-supervision head, which the contract has no scale for.
-# M2FTrans' reference has 13,194,788: the 2,132 fewer are likewise its 1/16 head.
-PARAMETERS_AT_WIDTH_8 = {"rfnet": 2_381_792, "mmformer": 35_598_668, "m2ftrans": 13_192_656}
+# Parameters at the reference width 8 and patch 80; M2FTrans' reference has 13,194,788:
+# the 2,132 fewer are its 1/16 deep-supervision head.
+PARAMETERS_AT_WIDTH_8 = {"rfnet": 2_381_792, "mmformer": 35_599_184, "m2ftrans": 13_192_656}
 MASKS = torch.tensor([[True, False, True, True], [False, True, False, False], [True, True, True, True]])
 
 
@@ -55,7 +54,9 @@ def test_output_shapes(name: str, size_rank: int) -> None:
         output = model.fuse(features, MASKS)
         separate = model.separate([level[:, 0] for level in features]) if model.has_separate_decoder else None
     assert output.logits.shape == (len(MASKS), 4, patch, patch, patch)
-    assert [aux.shape for aux in output.aux_logits] == [(len(MASKS), 4, *(3 * [patch // 2**k])) for k in range(4)]
+    assert [aux.shape for aux in output.aux_logits] == [
+        (len(MASKS), 4, *(3 * [patch // factor])) for factor, _ in model.deep_supervision
+    ]
     assert output.features[0].shape[0] == len(MASKS) and output.features[0].shape[2:] == (patch, patch, patch)
     assert separate is None or separate.shape == (len(MASKS), 4, patch, patch, patch)
 
