@@ -16,6 +16,8 @@ _VERSION = re.search(
     re.MULTILINE,
 ).group(1)
 
+_TEST = ["pytest>=8.0", "pytest-timeout>=2.2", "hypothesis>=6.100"]
+
 setup(
     name="passion-sweep",
     version=_VERSION,
@@ -24,11 +26,13 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["passion_sweep", "passion_sweep.*", "trainables", "trainables.*"]),
+    # The PASSION reference's case lists and split CSVs (trainables/data/reference_files/NOTICE.md).
+    package_data={"trainables.data": ["reference_files/*"]},
     install_requires=[
-        "torch>=2.2",
-        "numpy>=1.24",
+        "torch>=2.2,<3",
+        "numpy>=1.24,<3",
         "nibabel>=5.0",
-        "monai>=1.3",
+        "monai>=1.3,<2",
         "scipy>=1.10",
         "click>=8.1",
         "pyyaml>=6.0",
@@ -36,10 +40,15 @@ setup(
         "pandas>=2.0",
         "matplotlib>=3.7",
         "tqdm>=4.65",
-        "ray[default,tune]>=2.40",
-        "optuna>=4.0",
+        "ray[default,tune]>=2.40,<3",
+        "optuna>=4.0,<6",
+        "pathspec>=0.12,<2",
         "mlflow>=3.13,<3.19",
     ],
-    extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.2"]},
+    extras_require={
+        "test": _TEST,
+        # `make check`: pinned so that a new linter release cannot fail an unchanged tree
+        "dev": [*_TEST, "ruff==0.17.5", "mypy==2.4.1", "types-PyYAML", "types-tqdm"],
+    },
     entry_points={"console_scripts": ["passion-sweep=passion_sweep.cli:main"]},
 )

@@ -10,9 +10,10 @@ one adapter.
 A submitted sweep is ``passion-sweep run SPEC --address auto`` run by the cluster
 with the submitting environment's interpreter (it must exist at the same path on the
 head node), in a copy of the working folder (the project, with the spec) uploaded
-without environments, data and results (:data:`WORKING_DIR_EXCLUDES`). The job runs
-in a temporary folder, so every path of the spec (storage, tracking, data) is resolved
-on the submitting side and passed as an absolute ``--set`` override.
+without environments, data and results (:data:`WORKING_DIR_EXCLUDES`), credentials and
+ignored files (:mod:`passion_sweep.upload`). The job runs in a temporary folder, so
+every path of the spec (storage, tracking, data) is resolved on the submitting side and
+passed as an absolute ``--set`` override.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from passion_sweep import tracking
 from passion_sweep.spec import SweepSpec, load_spec
+from passion_sweep.upload import Upload, scan_upload, staged_copy
 from trainables.errors import ConfigError, PassionSweepError
 
 __all__ = [
@@ -105,27 +107,28 @@ def dashboard_address(address: str | None) -> str:
 
 @dataclass(frozen=True)
 class JobPlan:
-    """What a submission sends: the command, the working folder and what it leaves out.
+    """What a submission sends: the command and the files of the working folder.
 
     Attributes:
         entrypoint: the shell command the job runs (in the working folder's copy).
-        working_dir: the folder uploaded as the job's working folder.
-        excludes: gitignore patterns left out of the upload.
+        upload: the files of the working folder that are uploaded.
+        excludes: gitignore patterns left out of the upload besides credentials and
+            ignored files.
         sweep_dir: the sweep's folder on shared storage.
     """
 
     entrypoint: str
-    working_dir: Path
+    upload: Upload
     excludes: tuple[str, ...]
     sweep_dir: Path
 
     @property
-    def runtime_env(self) -> dict[str, object]:
-        return {
-            "working_dir": str(self.working_dir),
-            "excludes": list(self.excludes),
-            "env_vars": {"PYTHONUNBUFFERED": "1"},
-        }
+    def working_dir(self) -> Path:
+        return self.upload.root
+
+    def runtime_env(self, staged: Path) -> dict[str, object]:
+        """Ray's runtime environment of the job, whose working folder is the staged copy."""
+        return {"working_dir": str(staged), "env_vars": {"PYTHONUNBUFFERED": "1"}}
 
 
 def _absolute_sqlite(uri: str) -> str:
@@ -158,6 +161,7 @@ def plan_job(
     *,
     working_dir: Path | None = None,
     python: str | None = None,
+    allow_suspected_secrets: bool = False,
 ) -> JobPlan:
     """Validate the spec here and build the job that runs it on the cluster.
 
@@ -166,13 +170,16 @@ def plan_job(
         overrides: ``--set`` assignments, applied before the spec is validated.
         working_dir: the folder to upload (default: the current folder).
         python: the interpreter the job runs (default: this one).
+        allow_suspected_secrets: upload files that look like secrets (credentials
+            by name are left out regardless).
 
     Returns:
-        The job's entrypoint, working folder, excludes and sweep folder.
+        The job's entrypoint, files to upload, excludes and sweep folder.
 
     Raises:
-        ConfigError: for an invalid spec, a spec outside the working folder or a sweep
-            that exists already.
+        ConfigError: for an invalid spec, a spec outside the working folder, a sweep
+            that exists already, or (unless allowed) files that look like secrets.
+        DataError: if the working folder cannot be read.
     """
     working_dir = (working_dir or Path.cwd()).resolve()
     spec_file = Path(spec_file).resolve()
@@ -194,7 +201,10 @@ def plan_job(
     arguments = [python or sys.executable, "-m", "passion_sweep.cli", "run", relative_spec, "--address", "auto"]
     for assignment in [*overrides, *_path_overrides(spec)]:
         arguments += ["--set", assignment]
-    return JobPlan(shlex.join(arguments), working_dir, tuple(excludes), spec.sweep_dir)
+    upload = scan_upload(working_dir, excludes)
+    if not allow_suspected_secrets:
+        upload.refuse_suspects()
+    return JobPlan(shlex.join(arguments), upload, tuple(excludes), spec.sweep_dir)
 
 
 def _first_line(error: BaseException) -> str:
@@ -216,7 +226,7 @@ def _client(address: str):  # -> JobSubmissionClient; Ray is imported only when 
 
 
 def submit_sweep(plan: JobPlan, *, address: str) -> str:
-    """Submit ``plan`` to the job server at ``address``.
+    """Submit ``plan`` to the job server at ``address``, uploading a copy of its files.
 
     Returns:
         The job's submission id (``raysubmit_...``).
@@ -227,11 +237,12 @@ def submit_sweep(plan: JobPlan, *, address: str) -> str:
     """
     client = _client(address)
     try:
-        return client.submit_job(
-            entrypoint=plan.entrypoint,
-            runtime_env=plan.runtime_env,
-            metadata={SWEEP_DIR_KEY: str(plan.sweep_dir)},
-        )
+        with staged_copy(plan.upload) as staged:  # what was listed is what is uploaded
+            return client.submit_job(
+                entrypoint=plan.entrypoint,
+                runtime_env=plan.runtime_env(staged),
+                metadata={SWEEP_DIR_KEY: str(plan.sweep_dir)},
+            )
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise PassionSweepError(
             f"the Ray job server at {address} refused the sweep: {_first_line(error)}; "

@@ -34,7 +34,8 @@ from passion_sweep.report import log_sweep_report
 from passion_sweep.search_space import cell_space, grid_cells, total_trials
 from passion_sweep.searcher import CellSearch, CellStudies
 from passion_sweep.spec import SPEC_FILE, SweepSpec, check_ready, load_spec, locate_sweep, save_spec
-from passion_sweep.trainable import OBJECTIVE, SweepContext, prepare_sweep_data, run_trial
+from passion_sweep.tracking import OBJECTIVE
+from passion_sweep.trainable import SweepContext, prepare_sweep_data, run_trial
 from trainables.data.atomic import ensure_directory
 from trainables.errors import ConfigError, PassionSweepError
 
@@ -110,10 +111,10 @@ class _CellSearcher(Searcher):
         super().__init__(metric=OBJECTIVE, mode=mode)
         self._studies = studies
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str:
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
         suggestion = self._studies.ask(trial_id)
         if suggestion is None:
-            return Searcher.FINISHED
+            return Searcher.FINISHED  # type: ignore[return-value]  # Ray's end sentinel, missing from its annotation
         return {"cell": suggestion.cell, "params": suggestion.params}
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
@@ -145,7 +146,7 @@ class _ProgressCallback(tune.Callback):
         self._last: tuple[int, ...] = ()
         self._started = time.monotonic()
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, *args: Any, **info: Any) -> None:
         self._started = time.monotonic()
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
@@ -314,7 +315,7 @@ def _fit(tuner: tune.Tuner, context: SweepContext, directory: Path) -> SweepOutc
     results = tuner.fit()
     # A driver killed before Tune recorded a new trial leaves that trial's run behind,
     # while the resumed sweep runs the trial anew under another id: keep one run per trial.
-    known = tuple(Path(result.path).name.removeprefix(_TRIAL_DIR_PREFIX) for result in results)
+    known = tuple(Path(results[i].path).name.removeprefix(_TRIAL_DIR_PREFIX) for i in range(len(results)))
     deleted = tracking.delete_runs_except(context.tracking, known)
     if deleted:
         logger.info("deleted %d MLflow run(s) of trials that this sweep does not know", deleted)

@@ -26,9 +26,7 @@ __all__ = ["RunSelection", "TrialResults", "load_trial_results", "default_tracki
 
 # Columns every runs frame has, before the tag, param and metric columns.
 RUN_COLUMNS: tuple[str, ...] = ("run_id", "sweep", "cell", "cell_order", "status", "failure", "objective")
-_PARENT = "mlflow.parentRunId"
 _METRIC_PREFIX = "test/"
-_OBJECTIVE = "objective"
 
 
 @dataclass(frozen=True)
@@ -126,7 +124,7 @@ def _row(run: StoredRun) -> dict[str, Any]:
         "cell": run.tags.get(tracking.TAG_CELL),
         "status": run.status,
         "failure": run.tags.get(tracking.TAG_FAILURE),
-        "objective": run.metrics.get(_OBJECTIVE),
+        "objective": run.metrics.get(tracking.OBJECTIVE),
     }
     # Grid keys without a tag of their own (mask_type, passion.kl_weight...) become columns too.
     row.update(_cell_values(row["cell"]))
@@ -187,7 +185,7 @@ def load_trial_results(uri: str, selection: RunSelection) -> TrialResults:
         PassionSweepError: if the tracking store cannot be read.
     """
     _check_store(uri)
-    reader = open_run_reader(uri, (_METRIC_PREFIX, _OBJECTIVE))
+    reader = open_run_reader(uri, (_METRIC_PREFIX, tracking.OBJECTIVE))
     experiments = reader.experiments()
     experiment_ids = _experiment_ids(experiments, selection)
     found = reader.sweep_runs(experiment_ids, sweep=selection.sweep)
@@ -199,9 +197,9 @@ def load_trial_results(uri: str, selection: RunSelection) -> TrialResults:
     plans = {
         run.tags[tracking.TAG_SWEEP]: plan
         for run in found
-        if _PARENT not in run.tags and (plan := tracking.SweepPlan.from_tags(run.tags)) is not None
+        if tracking.TAG_PARENT not in run.tags and (plan := tracking.SweepPlan.from_tags(run.tags)) is not None
     }
-    records = [_row(run) for run in found if _PARENT in run.tags]
+    records = [_row(run) for run in found if tracking.TAG_PARENT in run.tags]
     runs = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=list(RUN_COLUMNS))
     attributes = [
         column for column in runs.columns if column not in RUN_COLUMNS and not column.startswith(_METRIC_PREFIX)

@@ -67,7 +67,7 @@ class CellStudies:
         self, cells: Sequence[CellSearch], *, mode: Literal["max", "min"], sampler: Sampler, seed: int
     ) -> None:
         self._cells = list(cells)
-        self._direction = "maximize" if mode == "max" else "minimize"
+        self._direction: Literal["maximize", "minimize"] = "maximize" if mode == "max" else "minimize"
         self._sampler = sampler
         self._seed = seed
         self._live: dict[str, Suggestion] = {}
@@ -110,8 +110,7 @@ class CellStudies:
         if suggestion is None:
             logger.warning("result of unknown trial %s ignored", trial_id)
             return
-        finite = value is not None and math.isfinite(value)
-        self._finished[trial_id] = (suggestion, float(value) if finite else None)
+        self._finished[trial_id] = (suggestion, float(value) if value is not None and math.isfinite(value) else None)
 
     def _study(self, cell: int) -> optuna.Study:
         """The cell's study rebuilt from the record: finished trials told, live ones running."""

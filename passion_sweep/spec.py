@@ -33,6 +33,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from trainables import safe_yaml
+from trainables.backbones.catalog import built_in_names, check_backbone_options
 from trainables.config import ModelConfig, RunConfig
 from trainables.data import parse_missing_rates
 from trainables.errors import ConfigError, did_you_mean
@@ -79,42 +81,9 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SCALAR = bool | int | float | str
 
 
-def _backbone_names() -> list[str]:
-    """The registered backbones, imported here: they import torch, which reading a spec
-    (``passion-sweep table``, ``status``) does not need."""
-    from trainables.backbones import backbone_names
-
-    return backbone_names()
-
-
-def _check_model_options(backbone: str, *, width: int, patch_size: int) -> None:
-    """Whether ``backbone`` takes this width and patch size (imported here, as above)."""
-    from trainables.backbones import backbone_class
-
-    backbone_class(backbone).check_options(width=width, patch_size=patch_size)
-
-
-class _YamlLoader(yaml.SafeLoader):
-    """YAML 1.1 safe loader that also reads ``2e-4`` (no dot) as a float, as YAML 1.2 does."""
-
-
-_YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
-def load_yaml(text: str) -> Any:
-    """Parse YAML text safely (numbers like ``2e-4`` are floats)."""
-    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+def load_yaml(text: str, *, source: str = "YAML") -> Any:
+    """Parse YAML text with the project's one safe, bounded loader (see :mod:`trainables.safe_yaml`)."""
+    return safe_yaml.load_yaml(text, source=source)
 
 
 def _problem(message: str, key: str = "") -> PydanticCustomError:
@@ -139,7 +108,7 @@ AbsolutePath = Annotated[Path, AfterValidator(_resolve)]
 class _Section(BaseModel):
     """A spec section: frozen, with unknown keys reported with the closest valid name."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -461,7 +430,7 @@ class SweepSpec(_Section):
         return self
 
     def _check_grid_values(self) -> None:
-        known = _backbone_names()
+        known = built_in_names()
         for backbone in self.grid.get("backbone", [_DEFAULT_BACKBONE]):
             if backbone not in known:
                 raise _problem(f"grid.backbone: unknown backbone {backbone!r}{_closest(str(backbone), known)}")
@@ -508,7 +477,7 @@ class SweepSpec(_Section):
             for width in self.grid.get("model.width", [model.width]):
                 for patch_size in self.grid.get("model.patch_size", [model.patch_size]):
                     try:
-                        _check_model_options(backbone, width=width, patch_size=patch_size)
+                        check_backbone_options(str(backbone), width=int(width), patch_size=int(patch_size))
                     except ConfigError as error:
                         raise _problem(f"model: {error}") from None
 
@@ -659,13 +628,13 @@ def apply_overrides(values: dict[str, Any], assignments: Sequence[str]) -> dict[
     """``values`` with ``key.path=value`` assignments applied (values parsed as YAML).
 
     Raises:
-        ConfigError: for an assignment without ``=`` or an empty key path.
+        ConfigError: for an assignment without ``=``, an empty key path or a value that is not valid YAML.
     """
     for assignment in assignments:
         path, separator, raw = assignment.partition("=")
         if not separator or not path.strip() or any(not part for part in path.strip().split(".")):
             raise ConfigError(f"--set {assignment!r}: expected key.path=value, e.g. --set train.epochs=5")
-        _set_key(values, path.strip(), load_yaml(raw) if raw.strip() else None)
+        _set_key(values, path.strip(), load_yaml(raw, source=f"--set {assignment}") if raw.strip() else None)
     return values
 
 
@@ -678,15 +647,11 @@ def load_spec(path: Path, overrides: Sequence[str] = (), *, base_dir: Path | Non
         base_dir: folder that relative paths are resolved against (default: cwd).
 
     Raises:
-        ConfigError: for a missing or unreadable file, bad YAML or any invalid key.
+        ConfigError: for a missing, unreadable or non-UTF-8 file, bad or oversized YAML
+            (see :mod:`trainables.safe_yaml`) or any invalid key.
     """
     path = Path(path)
-    try:
-        values = load_yaml(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"cannot read spec {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
+    values = safe_yaml.load_yaml_file(path, what="spec")
     if isinstance(values, dict):
         values = apply_overrides(values, overrides)
     return parse_spec(values, source=str(path), base_dir=base_dir)

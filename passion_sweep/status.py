@@ -14,10 +14,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from passion_sweep.run_store import TrialRun, trial_runs
 from passion_sweep.search_space import GridCell, grid_cells, total_trials
 from passion_sweep.spec import SPEC_FILE, SweepSpec, load_spec, locate_sweep, readiness_problems
-from passion_sweep.trainable import OBJECTIVE
-from passion_sweep.tracking import SweepIdentity, TrialRun, find_sweep_tracking, mlflow_hint, trial_runs
+from passion_sweep.tracking import OBJECTIVE, SweepIdentity, mlflow_hint
 
 __all__ = [
     "STATES",
@@ -130,8 +130,9 @@ def sweep_status(target: str | Path) -> SweepStatus:
     spec = load_spec(directory / SPEC_FILE)
     identity = SweepIdentity.load(directory)
     cells = grid_cells(spec)
-    sweep_tracking = find_sweep_tracking(str(spec.tracking.uri), str(spec.tracking.experiment), identity)
-    runs = trial_runs(sweep_tracking) if sweep_tracking is not None else []
+    runs = trial_runs(
+        str(spec.tracking.uri), str(spec.tracking.experiment), identity.sweep_id, (OBJECTIVE, _TEST_METRIC)
+    )
     now = datetime.now(timezone.utc)
     total = total_trials(cells)
     counts = {state: 0 for state in ("pending", *STATES.values())}

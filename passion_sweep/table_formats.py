@@ -53,11 +53,12 @@ class _Row:
     cells: tuple[_Cell, ...]
 
 
-def _value(mean: float, std: float, n: float, precision: int) -> str:
+def _value(table: ComparisonTable, row: str, label: str, region: str) -> str:
+    mean, std, n = (table.stats.at[row, (label, region, stat)] for stat in ("mean", "std", "n"))
     if not n or math.isnan(mean):
         return _EMPTY
-    text = f"{mean:.{precision}f}"
-    return f"{text} ± {std:.{precision}f}" if n > 1 and not math.isnan(std) else text
+    text = f"{mean:.{table.precision}f}"
+    return f"{text} ± {std:.{table.precision}f}" if n > 1 and not math.isnan(std) else text
 
 
 def _delta(value: float, precision: int) -> str:
@@ -71,13 +72,7 @@ def _layout(table: ComparisonTable) -> tuple[list[_Group], list[_Row]]:
     rows = []
     for row, presence in [*zip(SUBSET_ROWS, SUBSET_MASKS, strict=True), (AVERAGE_ROW, None)]:
         cells = [
-            _Cell(
-                _value(
-                    *(table.stats.at[row, (config.label, region, stat)] for stat in ("mean", "std", "n")),
-                    table.precision,
-                ),
-                bool(table.best.at[row, (config.label, region)]),
-            )
+            _Cell(_value(table, row, config.label, region), bool(table.best.at[row, (config.label, region)]))
             for config in table.configurations
             for region in table.regions
         ]

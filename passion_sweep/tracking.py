@@ -27,11 +27,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IDENTITY_FILE",
+    "OBJECTIVE",
+    "TAG_PARENT",
     "SweepIdentity",
     "SweepTracking",
     "SweepPlan",
     "start_sweep_tracking",
-    "find_sweep_tracking",
     "finish_sweep_tracking",
     "log_sweep_artifacts",
     "open_trial_run",
@@ -41,8 +42,6 @@ __all__ = [
     "fail_trial_run",
     "close_stopped_trial_run",
     "delete_runs_except",
-    "TrialRun",
-    "trial_runs",
     "metric_name",
     "mlflow_hint",
     "flatten_config",
@@ -56,8 +55,10 @@ TAG_CELL = "grid.cell"
 TAG_FAILURE = "failure.reason"
 TAG_SEARCH_METRIC = "plan.search_metric"
 TAG_SEARCH_MODE = "plan.search_mode"
+# The best value so far of search.metric: reported to Tune with every result, logged with every epoch.
+OBJECTIVE = "objective"
 _TAG_PLAN_CELL = "plan.cell."  # one tag per grid cell: a single tag would outgrow MLflow's value limit
-_PARENT = "mlflow.parentRunId"
+TAG_PARENT = "mlflow.parentRunId"
 _INVALID_METRIC_CHARACTERS = re.compile(r"[^A-Za-z0-9_\-. :/]")
 _BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch
 
@@ -186,7 +187,7 @@ def _reopen(client: MlflowClient, run: Any) -> None:
 
 def _parent_run(client: MlflowClient, experiment_id: str, identity: SweepIdentity) -> Any | None:
     found = _find_runs(client, experiment_id, {TAG_SWEEP: identity.sweep_id})
-    parents = [run for run in found if _PARENT not in run.data.tags]
+    parents = [run for run in found if TAG_PARENT not in run.data.tags]
     return parents[0] if parents else None
 
 
@@ -220,14 +221,6 @@ def start_sweep_tracking(
     )
     client.log_artifact(run.info.run_id, str(spec_file))
     return SweepTracking(uri, experiment_id, run.info.run_id, identity)
-
-
-def find_sweep_tracking(uri: str, experiment: str, identity: SweepIdentity) -> SweepTracking | None:
-    """The tracking of an existing sweep, or ``None`` if it has no parent run (yet)."""
-    client = _client(uri)
-    found = client.get_experiment_by_name(experiment)
-    parent = None if found is None else _parent_run(client, found.experiment_id, identity)
-    return None if parent is None else SweepTracking(uri, found.experiment_id, parent.info.run_id, identity)
 
 
 def finish_sweep_tracking(tracking: SweepTracking, *, status: str = "FINISHED") -> None:
@@ -268,7 +261,7 @@ def open_trial_run(
         **tags,
         **_trial_tags(tracking, trial_id),
         TAG_SPEC_HASH: tracking.identity.spec_hash,
-        _PARENT: tracking.parent_run_id,
+        TAG_PARENT: tracking.parent_run_id,
     }
     run = client.create_run(tracking.experiment_id, run_name=run_name, tags=all_tags)
     from mlflow.entities import Param
@@ -357,51 +350,3 @@ def delete_runs_except(tracking: SweepTracking, trial_ids: Iterable[str]) -> int
     for run in orphans:
         client.delete_run(run.info.run_id)
     return len(orphans)
-
-
-@dataclass(frozen=True)
-class TrialRun:
-    """One trial's run as recorded in MLflow.
-
-    Attributes:
-        run_id: MLflow run id.
-        trial_id: Ray trial id.
-        cell: grid cell label.
-        status: ``RUNNING``, ``FINISHED``, ``FAILED`` or ``KILLED`` (stopped early).
-        start: start time.
-        end: end time, if ended.
-        params: the run's params.
-        metrics: latest value of each metric.
-    """
-
-    run_id: str
-    trial_id: str
-    cell: str
-    status: str
-    start: datetime
-    end: datetime | None
-    params: Mapping[str, str]
-    metrics: Mapping[str, float]
-
-
-def _time(milliseconds: int | None) -> datetime | None:
-    return None if milliseconds is None else datetime.fromtimestamp(milliseconds / 1000, timezone.utc)
-
-
-def trial_runs(tracking: SweepTracking) -> list[TrialRun]:
-    """The runs of the sweep's trials, oldest first."""
-    runs = _find_runs(_client(tracking.uri), tracking.experiment_id, {_PARENT: tracking.parent_run_id})
-    records = [
-        TrialRun(
-            run_id=run.info.run_id,
-            trial_id=run.data.tags.get(TAG_TRIAL, ""),
-            cell=run.data.tags.get(TAG_CELL, ""),
-            status=run.info.status,
-            start=_time(run.info.start_time),
-            end=_time(run.info.end_time),
-            params=dict(run.data.params),
-            metrics=dict(run.data.metrics),
-        )
-        for run in runs
-    ]
-    return sorted(records, key=lambda record: record.start)

@@ -11,14 +11,22 @@ ready), and :func:`serve` starts it in its own process group, waits until it ans
 
 Artifacts are proxied by the server (``mlflow-artifacts:/``) into
 ``--artifacts-destination``, so trials need no shared folder for them.
+
+The server has no authentication: :func:`serve` warns when it listens on anything but
+a loopback address (:func:`exposure_warning`), and refuses at once a port that is in use
+or an address this machine does not have.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import ipaddress
 import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,7 +38,17 @@ from pathlib import Path
 
 from trainables.errors import ConfigError, PassionSweepError
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerSettings", "backend_store_uri", "server_command", "serve"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "ServerSettings",
+    "backend_store_uri",
+    "server_command",
+    "is_loopback",
+    "exposure_warning",
+    "check_can_listen",
+    "serve",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +163,56 @@ def _usage_hint(settings: ServerSettings) -> str:
     return f"set the spec's tracking.uri to {settings.url}"
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` serves this machine only: ``localhost`` or a loopback address."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # another host name: it may resolve to any interface
+        return False
+
+
+def exposure_warning(settings: ServerSettings) -> str | None:
+    """A warning that the server is open to the network without authentication, or ``None``
+    when it listens on a loopback address only."""
+    if is_loopback(settings.host):
+        return None
+    return (
+        f"warning: the tracking server on {settings.host or '*'}:{settings.port} has no authentication: "
+        "anyone who reaches that address can read, change and delete every run. Keep it on a private network "
+        "the cluster alone reaches (a firewall rule for the nodes), or bind it to 127.0.0.1 and put an "
+        "authenticating reverse proxy with TLS in front (nginx or Caddy with basic auth; trials then set "
+        "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD), or reach it through an SSH tunnel "
+        f"(ssh -L {settings.port}:127.0.0.1:{settings.port} HEAD)"
+    )
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Raise unless this machine can listen on ``host:port`` now.
+
+    Raises:
+        ConfigError: if ``host`` is not an address of this machine.
+        PassionSweepError: if the port is in use.
+    """
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, protocol) as probe:
+            # As the server does: a port whose last connections are closing (TIME_WAIT) is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except socket.gaierror as error:
+        raise ConfigError(f"--host {host}: not a known address ({error.strerror})") from None
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise PassionSweepError(
+                f"port {port} on {host} is in use (another tracking server?): choose another with --port"
+            ) from None
+        raise ConfigError(f"--host {host} --port {port}: cannot listen there ({error.strerror})") from None
+
+
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
@@ -166,10 +234,8 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             continue
     # Workers of the group may outlive the leader for a moment: make sure none is left.
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
 
 
@@ -191,8 +257,14 @@ def serve(settings: ServerSettings, *, ready_timeout: float = 180.0) -> int:
         0 after an interrupt, else the server's exit status.
 
     Raises:
-        PassionSweepError: if the server exits or does not answer in time at start.
+        ConfigError: if this machine has no address ``settings.host``.
+        PassionSweepError: if the port is in use, or the server exits or does not answer
+            in time at start.
     """
+    check_can_listen(settings.host, settings.port)
+    warning = exposure_warning(settings)
+    if warning is not None:
+        logger.warning(warning)
     if settings.backend_store_uri.startswith("sqlite:///"):
         Path(settings.backend_store_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
@@ -207,7 +279,9 @@ def serve(settings: ServerSettings, *, ready_timeout: float = 180.0) -> int:
                     f"is port {settings.port} in use? choose another with --port"
                 )
             if time.monotonic() > deadline:
-                raise PassionSweepError(f"the MLflow server did not answer {settings.url}/health within {ready_timeout:.0f} s")
+                raise PassionSweepError(
+                    f"the MLflow server did not answer {settings.url}/health within {ready_timeout:.0f} s"
+                )
             time.sleep(0.5)
         logger.info(
             "MLflow tracking server at %s (process group %d), runs in %s, artifacts in %s",

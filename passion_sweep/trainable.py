@@ -34,11 +34,10 @@ from trainables.data.atomic import ensure_directory
 from trainables.evaluation.evaluate import PER_CASE_FILE, evaluate_model, write_evaluation
 from trainables.training.loop import CONFIG_NAME, METRICS_NAME, EpochReport, fit
 
-__all__ = ["OBJECTIVE", "SweepData", "SweepContext", "TrialSession", "prepare_sweep_data", "run_trial"]
+__all__ = ["SweepData", "SweepContext", "TrialSession", "prepare_sweep_data", "run_trial"]
 
 logger = logging.getLogger(__name__)
 
-OBJECTIVE = "objective"  # the best value so far of search.metric, reported with every result
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,7 @@ class _Objective:
             self.value = value if self.value is None else self._better(self.value, value)
 
     def as_metrics(self) -> dict[str, float]:
-        return {} if self.value is None else {OBJECTIVE: self.value}
+        return {} if self.value is None else {tracking.OBJECTIVE: self.value}
 
 
 def _configure_torch(cpus: float, gpus: float) -> None:

@@ -1,7 +1,6 @@
-"""The reference implementation's golden values (``shared/reference/golden.json``) and their inputs.
+"""The reference implementation's golden values (``tests/fixtures/reference/golden.json``) and their inputs.
 
-The file lies in ``shared/`` beside the repository (as in CI); ``PASSION_GOLDEN`` points
-elsewhere. Inputs are drawn exactly as its ``how_inputs_are_drawn`` says and checked
+``PASSION_GOLDEN`` points to another copy. Inputs are drawn exactly as its ``how_inputs_are_drawn`` says and checked
 against its fingerprints, so a changed torch RNG fails loudly instead of silently.
 """
 from __future__ import annotations
@@ -16,13 +15,13 @@ import torch
 import torch.nn.functional as F
 
 GOLDEN_PATH = Path(
-    os.environ.get("PASSION_GOLDEN", Path(__file__).resolve().parents[2] / "shared/reference/golden.json")
+    os.environ.get("PASSION_GOLDEN", Path(__file__).resolve().parent / "fixtures/reference/golden.json")
 )
 
 
 def load_golden() -> dict[str, Any]:
     if not GOLDEN_PATH.is_file():
-        pytest.fail(f"{GOLDEN_PATH} not found: put shared/ beside the repository or set PASSION_GOLDEN")
+        pytest.fail(f"{GOLDEN_PATH} not found: set PASSION_GOLDEN to a copy of the reference's golden.json")
     return json.loads(GOLDEN_PATH.read_text())
 
 

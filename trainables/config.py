@@ -7,19 +7,20 @@ in checkpoints) and rejects unknown keys with the closest valid name;
 from __future__ import annotations
 
 import dataclasses
-import re
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from trainables.errors import ConfigError, did_you_mean
 from trainables.modalities import MASK_TYPES
 from trainables.passion.config import PassionConfig
+from trainables.safe_yaml import load_yaml
 
-__all__ = ["DataConfig", "ModelConfig", "TrainConfig", "RunConfig"]
+__all__ = ["SEED_LIMIT", "DataConfig", "ModelConfig", "TrainConfig", "RunConfig"]
 
+# Seeds go to numpy, which takes 0 <= seed < 2**32.
+SEED_LIMIT = 2**32
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class TrainConfig:
     Attributes:
         epochs: number of epochs.
         batch_size: cases per step.
-        iters_per_epoch: steps per epoch; ``None`` means training cases // batch size.
+        iters_per_epoch: steps per epoch; ``None`` means the reference's
+            ``ceil(training cases / batch size)``.
         lr: initial learning rate, decayed as ``lr (1 - epoch/epochs)^lr_power``.
         lr_power: exponent of the poly decay.
         weight_decay: AdamW weight decay.
@@ -69,6 +71,11 @@ class TrainConfig:
         augment: random rotation, intensity and flips.
         val_every: validate every this many epochs (and after the last).
         device: ``auto`` (CUDA if present), ``cpu`` or ``cuda[:N]``.
+        step_every_parameter: AdamW steps every parameter in every step, with a zero
+            gradient where the loss does not reach it (an absent modality's encoder),
+            as in the reference, whose graph always reaches every parameter: weight
+            decay, momentum and the step count go on. Off: such parameters are
+            skipped (PyTorch's rule for parameters without a gradient).
     """
 
     epochs: int = 300
@@ -85,6 +92,7 @@ class TrainConfig:
     augment: bool = True
     val_every: int = 10
     device: str = "auto"
+    step_every_parameter: bool = True
 
     def __post_init__(self) -> None:
         if self.mask_type not in MASK_TYPES:
@@ -96,6 +104,8 @@ class TrainConfig:
             raise ConfigError(f"train.iters_per_epoch must be >= 1 or null, got {self.iters_per_epoch}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if not 0 <= self.seed < SEED_LIMIT:
+            raise ConfigError(f"train.seed must be in [0, {SEED_LIMIT - 1}] (what numpy accepts), got {self.seed}")
         if self.num_workers < 0:
             raise ConfigError(f"train.num_workers must be >= 0, got {self.num_workers}")
 
@@ -151,17 +161,10 @@ class RunConfig:
         return RunConfig.from_dict(values)
 
 
-_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
-
-
 def _parse_scalar(raw: str) -> Any:
-    """A command-line value as YAML reads it, except that ``2e-3`` is a float (YAML 1.1 wants ``2.0e-3``)."""
+    """A command-line value as the project's YAML loader reads it (``2e-3`` is a float)."""
     text = raw.strip()
-    if not text:
-        return None
-    if _FLOAT.fullmatch(text):
-        return float(text)
-    return yaml.safe_load(text)
+    return load_yaml(text, source=f"value {text!r}") if text else None
 
 
 def _suggest(name: str, valid: typing.Iterable[str]) -> str:
@@ -194,6 +197,8 @@ def _convert(path: str, annotation: Any, value: Any) -> Any:
         if option is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{path} must be a finite number, got {value!r}")
             return float(value)
         if option is str and isinstance(value, str):
             return value

@@ -21,6 +21,7 @@ _COMMANDS: dict[str, str] = {
     "data": "passion_sweep.cli.data:data",
     "train": "passion_sweep.cli.train:train",
     "evaluate": "passion_sweep.cli.evaluate:evaluate",
+    "import-checkpoint": "passion_sweep.cli.import_checkpoint:import_checkpoint",
     "run": "passion_sweep.cli.run:run",
     "resume": "passion_sweep.cli.run:resume",
     "status": "passion_sweep.cli.run:status",

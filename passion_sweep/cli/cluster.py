@@ -26,19 +26,46 @@ job_address_option = click.option(
     type=existing_dir,
     help="Folder uploaded as the job's working folder; must hold SPEC (default: the current folder).",
 )
+@click.option("--dry-run", is_flag=True, help="List the files that would be uploaded and the job's command, then exit.")
+@click.option(
+    "--allow-suspected-secrets",
+    is_flag=True,
+    help="Upload files that look like secrets (private keys, tokens) instead of refusing; "
+    "credential files (.env, .ssh/, *.pem...) are left out regardless.",
+)
 @set_option
-def submit(spec_file: str, address: str | None, working_dir: str | None, overrides: tuple[str, ...]) -> None:
+def submit(
+    spec_file: str,
+    address: str | None,
+    working_dir: str | None,
+    dry_run: bool,
+    allow_suspected_secrets: bool,
+    overrides: tuple[str, ...],
+) -> None:
     """Submit the sweep of SPEC to a Ray cluster as a job, print its id and how to follow it.
 
     The job runs `passion-sweep run SPEC --address auto` on the cluster with this
     environment's interpreter, in an uploaded copy of the working folder (without
-    environments, data and results); the spec's storage, tracking and data paths are
-    made absolute here, so they must be the same on the cluster (shared storage).
+    environments, data, results, credentials and what .gitignore ignores); the spec's
+    storage, tracking and data paths are made absolute here, so they must be the same
+    on the cluster (shared storage).
     """
     from passion_sweep import jobs
 
+    plan = jobs.plan_job(
+        Path(spec_file),
+        overrides,
+        working_dir=Path(working_dir) if working_dir else None,
+        allow_suspected_secrets=allow_suspected_secrets,
+    )
+    if dry_run:
+        for file in plan.upload.files:
+            click.echo(f"{file.size:>12}  {file.path}")
+        click.echo(f"job command: {plan.entrypoint}")
+        click.echo(plan.upload.summary())
+        return
     address = jobs.dashboard_address(address)
-    plan = jobs.plan_job(Path(spec_file), overrides, working_dir=Path(working_dir) if working_dir else None)
+    click.echo(plan.upload.summary())
     job_id = jobs.submit_sweep(plan, address=address)
     where = f"--address {shlex.quote(address)}"
     click.echo(f"submitted job {job_id}; the sweep writes to {plan.sweep_dir}")

@@ -7,14 +7,18 @@ from pathlib import Path
 import click
 
 from trainables.data import (
+    REFERENCE_LISTS,
     REFERENCE_SEED,
     DatasetReport,
     check_dataset,
     parse_missing_rates,
     prepare_dataset,
+    reference_split,
     split_cases,
     synthesize_dataset,
     write_missing_rate_split,
+    write_reference_lists,
+    write_reference_split,
 )
 from trainables.errors import ConfigError, DataError
 
@@ -34,13 +38,11 @@ def _parse_shape(ctx: click.Context, param: click.Parameter, value: str) -> tupl
     return shape
 
 
-def _parse_rates(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, float] | None:
-    if value is None:
-        return None
+def _parse_rates(value: str) -> dict[str, float]:
     try:
         return parse_missing_rates(value)
     except ConfigError as error:
-        raise click.BadParameter(str(error)) from None
+        raise click.BadParameter(str(error), param_hint="'--missing-rates'") from None
 
 
 def _availability(counts: dict[str, int]) -> str:
@@ -82,23 +84,47 @@ def prepare(src: Path, out: Path, workers: int, progress: bool) -> None:
 @click.option(
     "--missing-rates",
     "rates",
-    callback=_parse_rates,
     help="Write a missing-rate split of DIR/train.txt instead: flair=0.6,t1ce=0.4,t1=0.2,t2=0.8 or mr2468 "
     "(tenths for t1, t1ce, flair, t2).",
 )
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="CSV file for --missing-rates.")
-def split(data_dir: Path, test: float, val: float, seed: int, rates: dict[str, float] | None, out: Path | None) -> None:
+@click.option(
+    "--reference",
+    help="Use the PASSION reference's files instead of drawing: alone, brats2020 writes RFNet's "
+    "train/val/test lists; with --missing-rates mrABCD (or as brats2020-mrABCD) the reference's split CSV.",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="CSV file of the missing-rate split.")
+def split(
+    data_dir: Path, test: float, val: float, seed: int, rates: str | None, reference: str | None, out: Path | None
+) -> None:
     """Write train.txt, val.txt and test.txt into DIR, or with --missing-rates a split CSV."""
-    if (rates is None) != (out is None):
-        raise click.UsageError("--missing-rates and --out go together: pass both for a missing-rate split, or neither")
-    if rates is None:
-        lists = split_cases(data_dir, test=test, val=val, seed=seed)
-        click.echo(
-            ", ".join(f"{subset} {len(names)}" for subset, names in lists.items()) + f" cases written to {data_dir}"
+    builtin, parsed_rates = None, None
+    if rates is not None and reference is None:
+        parsed_rates = _parse_rates(rates)
+    if reference is not None and (rates is not None or reference not in REFERENCE_LISTS):
+        builtin = reference_split(reference, rates)
+    if (rates is not None or builtin is not None) != (out is not None):
+        raise click.UsageError(
+            "--out names the CSV of a missing-rate split (--missing-rates, or --reference brats2020-mrABCD): "
+            "pass it with one, and only then"
         )
-        return
-    result = write_missing_rate_split(data_dir, out, rates=rates, seed=seed)
-    click.echo(f"wrote {out}: {len(result.names)} cases; available {_availability(result.modality_counts())}")
+    if builtin is not None:
+        result = write_reference_split(data_dir, out, builtin)
+        click.echo(
+            f"wrote {out}: the reference split {builtin.name}, {len(result.names)} cases; "
+            f"available {_availability(result.modality_counts())}"
+        )
+    elif reference is not None:
+        lists = write_reference_lists(data_dir, reference)
+        click.echo(_list_sizes(lists) + f" cases of the reference lists {reference} written to {data_dir}")
+    elif parsed_rates is not None:
+        result = write_missing_rate_split(data_dir, out, rates=parsed_rates, seed=seed)
+        click.echo(f"wrote {out}: {len(result.names)} cases; available {_availability(result.modality_counts())}")
+    else:
+        click.echo(_list_sizes(split_cases(data_dir, test=test, val=val, seed=seed)) + f" cases written to {data_dir}")
+
+
+def _list_sizes(lists: dict[str, list[str]]) -> str:
+    return ", ".join(f"{subset} {len(names)}" for subset, names in lists.items())
 
 
 def _summary_rows(report: DatasetReport) -> list[tuple[str, str]]:

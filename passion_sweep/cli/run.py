@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-import optuna
 
 from passion_sweep.cli.options import existing_file, set_option
 from passion_sweep.spec import SPEC_FILE, load_spec
@@ -27,6 +26,8 @@ _address_option = click.option(
 
 def _quiet_optuna() -> None:
     """Optuna logs every study it creates; the sweep's progress lines say what matters."""
+    import optuna  # a second of imports that status and --dry-run do not need
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 

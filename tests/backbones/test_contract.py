@@ -54,11 +54,21 @@ def test_output_shapes(name: str, size_rank: int) -> None:
         output = model.fuse(features, MASKS)
         separate = model.separate([level[:, 0] for level in features]) if model.has_separate_decoder else None
     assert output.logits.shape == (len(MASKS), 4, patch, patch, patch)
+    # Each auxiliary output, upsampled by its declared factor, covers the input.
     assert [aux.shape for aux in output.aux_logits] == [
-        (len(MASKS), 4, *(3 * [patch // factor])) for factor, _ in model.deep_supervision
+        (len(MASKS), 4, *(3 * [patch // scale])) for scale, _ in model.deep_supervision
     ]
     assert output.features[0].shape[0] == len(MASKS) and output.features[0].shape[2:] == (patch, patch, patch)
     assert separate is None or separate.shape == (len(MASKS), 4, patch, patch, patch)
+
+
+@pytest.mark.parametrize("name", backbone_names())
+def test_deep_supervision_declares_upsamplings_and_halving_weights(name: str) -> None:
+    declared = build_backbone(name, width=WIDTH, patch_size=patch_sizes(name)[0]).deep_supervision
+    assert declared, "a backbone must declare its auxiliary outputs"
+    scales = [scale for scale, _ in declared]
+    assert scales == sorted(scales) and all(scale >= 1 and scale & (scale - 1) == 0 for scale in scales)
+    assert [weight for _, weight in declared] == [2.0 ** -(k + 1) for k in range(len(declared))]
 
 
 @pytest.mark.parametrize("name", backbone_names())

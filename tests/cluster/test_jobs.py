@@ -34,7 +34,7 @@ def test_plan_of_the_demo_runs_the_spec_with_absolute_paths_and_this_interpreter
     assert f"tracking.uri=sqlite:///{tmp_path}/mlflow.db" in assignments
     assert f"data.phantom.cache={tmp_path}/phantom" in assignments
     assert plan.working_dir == REPO and plan.sweep_dir == tmp_path / "demo"
-    assert plan.runtime_env["working_dir"] == str(REPO)
+    assert {"README.md", "experiments/demo.yaml"} <= {file.path for file in plan.upload.files}
     for pattern in (".venv", ".git", "__pycache__", "/sweeps", "/demo-output", "/data", "*.db", "mlruns"):
         assert pattern in plan.excludes
     assert "data" not in WORKING_DIR_EXCLUDES, "an unanchored 'data' would drop the trainables.data package"
@@ -98,5 +98,6 @@ def test_submit_to_an_unreachable_job_server_is_one_line(tmp_path: Path, monkeyp
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["submit", "spec.yaml", "--address", "http://127.0.0.1:9"])
     assert result.exit_code == 1
-    [line] = result.output.strip().splitlines()
+    assert result.stdout.startswith("uploading 1 files")
+    [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: cannot reach the Ray job server at http://127.0.0.1:9: ")

@@ -180,7 +180,7 @@ def test_output_folder_that_is_a_file(phantom_raw: Path, tmp_path: Path, command
 def test_bad_missing_rates(prepared_phantom: Path, tmp_path: Path, rates: str, pattern: str) -> None:
     out = tmp_path / "split.csv"
     result = run("data", "split", prepared_phantom, "--missing-rates", rates, "--out", out)
-    assert_fails(result, USAGE, r"^Error: Invalid value for '--missing-rates': " + pattern)
+    assert_fails(result, USAGE, r"^error: Invalid value for '--missing-rates': " + pattern)
     assert not out.exists()
 
 
@@ -188,7 +188,7 @@ def test_missing_rates_need_out(prepared_phantom: Path) -> None:
     assert_fails(
         run("data", "split", prepared_phantom, "--missing-rates", "mr2468"),
         USAGE,
-        r"--missing-rates and --out go together",
+        r"--out names the CSV of a missing-rate split .*: pass it with one, and only then",
     )
 
 

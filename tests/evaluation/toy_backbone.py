@@ -20,6 +20,8 @@ from trainables.modalities import NUM_CLASSES, NUM_MODALITIES
 class ToyBackbone(Backbone):
     """Two-level toy backbone; ``width`` channels per level."""
 
+    deep_supervision = ((1, 0.5), (2, 0.25), (4, 0.125), (8, 0.0625))
+
     def __init__(self, *, width: int = 4, patch_size: int = 16) -> None:
         super().__init__(width=width, patch_size=patch_size)
         self.fine = nn.ModuleList(nn.Conv3d(1, width, 3, padding=1) for _ in range(NUM_MODALITIES))

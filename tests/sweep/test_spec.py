@@ -224,8 +224,8 @@ def test_table1_dry_run_works_without_data_but_run_refuses(tmp_path: Path) -> No
 def test_every_backbone_must_take_the_width_and_patch_size(tmp_path: Path) -> None:
     methods = ["baseline", "passion"]
     values = tiny_spec(tmp_path, grid={"backbone": ["rfnet", "mmformer"], "method": methods}, model={"patch_size": 24})
-    with pytest.raises(ConfigError, match=r"model: patch_size must be a multiple of 16 and at least 32 for MMFormer"):
+    with pytest.raises(ConfigError, match=r"model: patch_size must be a multiple of 16 and at least 32 for mmformer"):
         parse_spec(values)
     values = tiny_spec(tmp_path, grid={"backbone": ["rfnet"], "method": methods, "model.width": [2, 4]})
-    with pytest.raises(ConfigError, match=r"model: width must be >= 4 for RFNet, got 2"):
+    with pytest.raises(ConfigError, match=r"model: width must be >= 4 for rfnet, got 2"):
         parse_spec(values)

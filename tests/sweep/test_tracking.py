@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from passion_sweep import tracking
+from passion_sweep.run_store import trial_runs
 from trainables.config import RunConfig
 
 
@@ -23,7 +24,7 @@ def open_run(sweep: tracking.SweepTracking, trial_id: str) -> str:
 
 
 def statuses(sweep: tracking.SweepTracking) -> dict[str, str]:
-    return {run.trial_id: run.status for run in tracking.trial_runs(sweep)}
+    return {run.trial_id: run.status for run in trial_runs(sweep.uri, "test", sweep.identity.sweep_id)}
 
 
 def test_a_trial_reopens_its_run(sweep: tracking.SweepTracking) -> None:
@@ -51,7 +52,6 @@ def test_identity_and_parent_survive_a_restart(sweep: tracking.SweepTracking, tm
     tracking.finish_sweep_tracking(sweep, status="KILLED")
     again = tracking.start_sweep_tracking(sweep.uri, "test", identity, spec_file=tmp_path / "spec.yaml")
     assert again == sweep
-    assert tracking.find_sweep_tracking(sweep.uri, "test", identity) == sweep
 
 
 def test_names_and_params() -> None:

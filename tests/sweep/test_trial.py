@@ -10,9 +10,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from passion_sweep import tracking
+from passion_sweep.run_store import trial_runs
 from passion_sweep.search_space import grid_cells
 from passion_sweep.spec import SPEC_FILE, SweepSpec, parse_spec, save_spec
-from passion_sweep.trainable import OBJECTIVE, SweepContext, prepare_sweep_data, run_trial
+from passion_sweep.tracking import OBJECTIVE
+from passion_sweep.trainable import SweepContext, prepare_sweep_data, run_trial
 
 from .conftest import tiny_spec
 
@@ -67,7 +69,7 @@ def test_trial_reports_each_epoch_and_resumes_into_the_same_run(context: SweepCo
     run_trial(context, 0, {"passion.temperature": 2.0}, again)
 
     assert [report.keys() >= {"loss", "test/dice/mean/WT"} for report in again.reports] == [True]
-    [run] = tracking.trial_runs(context.tracking)
+    [run] = trial_runs(context.tracking.uri, str(context.spec.tracking.experiment), context.tracking.identity.sweep_id)
     assert run.status == "FINISHED" and run.trial_id == "trial1"
     assert run.params["passion.temperature"] == "2.0" and run.params["passion.enabled"] == "True"
     history = MlflowClient(context.tracking.uri).get_metric_history(run.run_id, "loss")

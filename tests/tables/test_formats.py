@@ -57,7 +57,7 @@ def test_csv_reads_back_with_unrounded_values(table: ComparisonTable) -> None:
     assert pd.isna(frame.at["average", "mmformer / baseline WT std"])
     assert frame["rfnet / baseline ET best"].eq(1).all() and frame["rfnet / passion ET best"].eq(0).all()
     assert frame.at["average", "Δ rfnet ET"] == pytest.approx(-5.0)
-    assert [line for line in text.splitlines() if line.startswith("#")][0].startswith("# a: mmformer / baseline")
+    assert next(line for line in text.splitlines() if line.startswith("#")).startswith("# a: mmformer / baseline")
 
 
 def _latex_cells(row: str) -> int:

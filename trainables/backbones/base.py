@@ -10,11 +10,14 @@ levels finest first.
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor, nn
 
+from trainables.backbones.catalog import BUILT_IN, BackboneLimits
 from trainables.errors import ConfigError, did_you_mean
 from trainables.modalities import NUM_MODALITIES
 
@@ -34,8 +37,8 @@ class FusionOutput:
 
     Attributes:
         logits: fused logits, ``B4HWD``.
-        aux_logits: the four deep-supervision logits, finest first, at 1, 1/2, 1/4 and
-            1/8 of the input size.
+        aux_logits: the deep-supervision logits, in the order and at the sizes the
+            backbone's :attr:`Backbone.deep_supervision` declares.
         features: decoder features, finest first; ``features[0]`` (``BCHWD`` at full
             size) is what prototype distillation compares.
     """
@@ -54,6 +57,11 @@ class Backbone(nn.Module):
     """
 
     has_separate_decoder: bool = False
+    # One (upsampling factor to the input size, loss weight) pair per auxiliary output,
+    # in the order of ``FusionOutput.aux_logits``. The segmentation loss and the KL
+    # distillation of PASSION and of the baseline use exactly these.
+    deep_supervision: ClassVar[tuple[tuple[int, float], ...]] = ()
+    # Option limits (see BackboneLimits); a built-in backbone gets its catalog entry's on registration.
     size_divisor: int = 8  # input edges must be multiples of this (the total downsampling)
     min_width: int = 1  # smallest base width whose every layer keeps at least one channel
 
@@ -70,9 +78,7 @@ class Backbone(nn.Module):
         Raises:
             ConfigError: if ``width`` is below :attr:`min_width`, or see :meth:`check_patch_size`.
         """
-        if width < cls.min_width:
-            raise ConfigError(f"width must be >= {cls.min_width} for {cls.__name__}, got {width}")
-        cls.check_patch_size(patch_size)
+        cls._limits().check(cls.__name__, width=width, patch_size=patch_size)
 
     @classmethod
     def check_patch_size(cls, patch_size: int) -> None:
@@ -83,12 +89,24 @@ class Backbone(nn.Module):
                 at least twice it (a one-voxel bottleneck can be neither instance-normalised
                 nor reflect-padded).
         """
-        smallest = 2 * cls.size_divisor
-        if patch_size < smallest or patch_size % cls.size_divisor:
-            raise ConfigError(
-                f"patch_size must be a multiple of {cls.size_divisor} and at least {smallest} for "
-                f"{cls.__name__}, got {patch_size}"
-            )
+        cls._limits().check_patch_size(cls.__name__, patch_size)
+
+    @classmethod
+    def _limits(cls) -> BackboneLimits:
+        return BackboneLimits(size_divisor=cls.size_divisor, min_width=cls.min_width)
+
+    @classmethod
+    def reference_name_to_ours(cls, name: str) -> str:
+        """This backbone's name for the parameter the reference implementation calls ``name``.
+
+        ``name`` is a key of the reference ``Model(num_cls=4).state_dict()`` without the
+        ``module.`` prefix of ``DataParallel``. The identity by default, for backbones
+        whose modules carry the reference's names.
+
+        Raises:
+            KeyError: if the reference parameter has no counterpart here.
+        """
+        return name
 
     def encode(self, images: Tensor, modality: int) -> list[Tensor]:
         """Encode one modality.
@@ -154,19 +172,33 @@ _REGISTRY: dict[str, Callable[..., Backbone]] = {}
 
 
 def register_backbone(name: str) -> Callable[[type[Backbone]], type[Backbone]]:
-    """Class decorator that makes a backbone available to :func:`build_backbone` by ``name``."""
+    """Class decorator that makes a backbone available to :func:`build_backbone` by ``name``.
+
+    A built-in backbone (one in :data:`~trainables.backbones.catalog.BUILT_IN`) takes
+    its option limits from its catalog entry, which specs read without importing torch.
+    """
 
     def decorate(cls: type[Backbone]) -> type[Backbone]:
         if name in _REGISTRY:
             raise ValueError(f"backbone {name!r} is registered twice")
+        if name in BUILT_IN:
+            limits = BUILT_IN[name][1]
+            cls.size_divisor, cls.min_width = limits.size_divisor, limits.min_width
         _REGISTRY[name] = cls
         return cls
 
     return decorate
 
 
+def _register_built_ins() -> None:
+    """Import the built-in backbones' modules, which register them."""
+    for module, _ in BUILT_IN.values():
+        importlib.import_module(f"{__package__}.{module}")
+
+
 def backbone_names() -> list[str]:
-    """Names of the registered backbones."""
+    """Names of the registered backbones (the built-in ones and any registered since)."""
+    _register_built_ins()
     return sorted(_REGISTRY)
 
 
@@ -176,6 +208,7 @@ def backbone_class(name: str) -> type[Backbone]:
     Raises:
         ConfigError: for an unknown name (the message suggests the closest one).
     """
+    _register_built_ins()
     if name not in _REGISTRY:
         hint = did_you_mean(name, _REGISTRY)
         raise ConfigError(f"unknown backbone {name!r}{hint}; available: {', '.join(backbone_names())}")

@@ -54,7 +54,11 @@ class ModalityEncoder(nn.Module):
 
 
 class UpStage(nn.Module):
-    """Decoder stage: upsample the coarser map, reduce it, concatenate the skip, refine."""
+    """Decoder stage: upsample the coarser map, reduce it, concatenate the skip after it, refine.
+
+    The order of the concatenation (reduced coarse map first) is the reference's, so that
+    its weights load unchanged.
+    """
 
     def __init__(self, coarse_channels: int, channels: int) -> None:
         super().__init__()
@@ -62,7 +66,7 @@ class UpStage(nn.Module):
         self.refine = nn.Sequential(ConvNormAct(2 * channels, channels), ConvNormAct(channels, channels, kernel_size=1))
 
     def forward(self, coarse: Tensor, skip: Tensor) -> Tensor:
-        return self.refine(torch.cat((skip, self.reduce(coarse)), dim=1))
+        return self.refine(torch.cat((self.reduce(coarse), skip), dim=1))
 
 
 class SeparateDecoder(nn.Module):

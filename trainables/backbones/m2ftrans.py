@@ -319,7 +319,8 @@ class M2FTrans(Backbone):
     """
 
     has_separate_decoder = True
-    size_divisor = 2 ** (_LEVELS - 1)
+    # Heads at 1, 1/2, 1/4, 1/8 (not yet the reference's fifth head at 1/16).
+    deep_supervision = ((1, 0.5), (2, 0.25), (4, 0.125), (8, 0.0625))
 
     def __init__(self, *, width: int = 8, patch_size: int = 80) -> None:
         super().__init__(width=width, patch_size=patch_size)

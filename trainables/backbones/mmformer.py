@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -58,8 +57,8 @@ class MMFormer(Backbone):
     """
 
     has_separate_decoder = True
-    size_divisor = 2 ** (_LEVELS - 1)
-    deep_supervision: ClassVar[tuple[tuple[int, float], ...]] = ((2, 0.5), (4, 0.25), (8, 0.125), (16, 0.0625))
+    # Heads at 1/2, 1/4, 1/8 and 1/16 of the input, weights 1/2 .. 1/16 (the reference's).
+    deep_supervision = ((2, 0.5), (4, 0.25), (8, 0.125), (16, 0.0625))
 
     def __init__(self, *, width: int = 8, patch_size: int = 80) -> None:
         super().__init__(width=width, patch_size=patch_size)

@@ -7,6 +7,7 @@ modalities. Channel widths ``w, 2w, 4w, 8w`` from finest to coarsest.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -15,7 +16,7 @@ from torch import Tensor, nn
 from trainables.backbones.base import Backbone, FusionOutput, register_backbone
 from trainables.backbones.blocks import ModalityEncoder, SeparateDecoder, init_conv_weights
 from trainables.backbones.layers import ConvNormAct, mask_modalities, upsample
-from trainables.modalities import NUM_CLASSES, NUM_MODALITIES
+from trainables.modalities import MODALITIES, NUM_CLASSES, NUM_MODALITIES
 
 __all__ = ["RFNet"]
 
@@ -59,11 +60,13 @@ class RegionAwareFusion(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
+        # 1x1x1 convolutions on the pooled scores, as the reference (its kaiming-normal
+        # init and parameter shapes, so that reference weights load unchanged).
         self.weighting = nn.ModuleList(
             nn.Sequential(
-                nn.Linear(NUM_MODALITIES * channels + 1, _WEIGHT_HIDDEN),
+                nn.Conv3d(NUM_MODALITIES * channels + 1, _WEIGHT_HIDDEN, 1),
                 nn.LeakyReLU(negative_slope=0.2, inplace=True),
-                nn.Linear(_WEIGHT_HIDDEN, NUM_MODALITIES),
+                nn.Conv3d(_WEIGHT_HIDDEN, NUM_MODALITIES, 1),
             )
             for _ in range(NUM_CLASSES)
         )
@@ -86,9 +89,10 @@ class RegionAwareFusion(nn.Module):
         prob_mean = probs.mean(dim=2) + 1e-7  # B R
         pooled = torch.einsum("bkcs,brs->brkc", masked.flatten(3), probs) / probs.shape[2]
         pooled = pooled / prob_mean[:, :, None, None]
-        scores = torch.cat((pooled.flatten(2), prob_mean.unsqueeze(2)), dim=2)  # B R (K*C + 1)
+        scores = torch.cat((pooled.flatten(2), prob_mean.unsqueeze(2)), dim=2)[..., None, None, None]
         weights = torch.stack(
-            [torch.sigmoid(weighting(scores[:, region])) for region, weighting in enumerate(self.weighting)], dim=1
+            [torch.sigmoid(weighting(scores[:, region])).flatten(1) for region, weighting in enumerate(self.weighting)],
+            dim=1,
         )  # B R K
         regions = torch.einsum("brk,bkc...->brc...", weights, masked).mul_(region_probs.unsqueeze(2))
         flat = masked.reshape(batch, modalities * channels, *spatial)
@@ -135,7 +139,8 @@ class RFNet(Backbone):
     """RFNet with base width ``width`` (reference 8) for ``patch_size`` patches (reference 80)."""
 
     has_separate_decoder = True
-    min_width = 4  # the region probability heads reduce the finest level's channels by 4
+    # PRM logits at 1, 1/2, 1/4, 1/8 of the input, weights 1/2 .. 1/16 (the reference's).
+    deep_supervision = ((1, 0.5), (2, 0.25), (4, 0.125), (8, 0.0625))
 
     def __init__(self, *, width: int = 8, patch_size: int = 80) -> None:
         super().__init__(width=width, patch_size=patch_size)
@@ -145,6 +150,14 @@ class RFNet(Backbone):
         self.separate_decoder = SeparateDecoder(channels)
         init_conv_weights(self)
 
+    @classmethod
+    def reference_name_to_ours(cls, name: str) -> str:
+        module, _, leaf = name.rpartition(".")
+        ours = _reference_modules().get(module)
+        if ours is None:
+            raise KeyError(name)
+        return f"{ours}.{leaf}"
+
     def encode(self, images: Tensor, modality: int) -> list[Tensor]:
         return self.encoders[modality](images)
 
@@ -153,3 +166,37 @@ class RFNet(Backbone):
 
     def separate(self, features: Sequence[Tensor]) -> Tensor:
         return self.separate_decoder(features)
+
+
+@functools.cache
+def _reference_modules() -> dict[str, str]:
+    """Module paths of the reference RFNet (``models/rfnet.py``, levels 1-based) mapped to this one's."""
+    modules = {"decoder_fuse.seg_layer": "fusion_decoder.head", "decoder_sep.seg_layer": "separate_decoder.head"}
+    for level in range(4):
+        ref = level + 1
+        for modality, name in enumerate(MODALITIES):
+            ours = f"encoders.{modality}.levels.{level}"
+            modules[f"{name}_encoder.e{ref}_c1.conv"] = f"{ours}.entry.0"
+            modules[f"{name}_encoder.e{ref}_c2.conv"] = f"{ours}.body.0.0"
+            modules[f"{name}_encoder.e{ref}_c3.conv"] = f"{ours}.body.1.0"
+        if level < 3:  # decoder stages: d<ref>_c1 reduces the coarser map, d<ref>_c2 and d<ref>_out refine
+            stages = {
+                "decoder_sep": (f"separate_decoder.stages.{level}.reduce", f"separate_decoder.stages.{level}.refine"),
+                "decoder_fuse": (f"fusion_decoder.reduce.{level}", f"fusion_decoder.refine.{level}"),
+            }
+            for decoder, (reduce, refine) in stages.items():
+                modules[f"{decoder}.d{ref}_c1.conv"] = f"{reduce}.1.0"
+                modules[f"{decoder}.d{ref}_c2.conv"] = f"{refine}.0.0"
+                modules[f"{decoder}.d{ref}_out.conv"] = f"{refine}.1.0"
+        rfm, fusion = f"decoder_fuse.RFM{ref}", f"fusion_decoder.fusions.{level}"
+        prm, head = f"decoder_fuse.prm_generator{ref}", f"fusion_decoder.prm_heads.{level}"
+        for region in range(NUM_CLASSES):
+            for layer in (0, 2):
+                modules[f"{rfm}.modal_fusion.{region}.weight_layer.{layer}"] = f"{fusion}.weighting.{region}.{layer}"
+        for layer in range(3):
+            modules[f"{rfm}.region_fusion.fusion_layer.{layer}.conv"] = f"{fusion}.region_fusion.{layer}.0"
+            modules[f"{rfm}.short_cut.{layer}.conv"] = f"{fusion}.shortcut.{layer}.0"
+            modules[f"{prm}.embedding_layer.{layer}.conv"] = f"{head}.embed.{layer}.0"
+        modules[f"{prm}.prm_layer.0.conv"] = f"{head}.head.0.0"
+        modules[f"{prm}.prm_layer.1"] = f"{head}.head.1"
+    return modules

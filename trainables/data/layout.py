@@ -25,6 +25,8 @@ __all__ = [
     "label_path",
     "case_list_path",
     "is_case_name",
+    "rfnet_name",
+    "unknown_case_message",
     "write_manifest",
     "read_manifest",
     "read_case_list",
@@ -35,6 +37,9 @@ MANIFEST_NAME = "manifest.csv"
 MANIFEST_COLUMNS: tuple[str, ...] = ("case", "size_x", "size_y", "size_z", "background", "ncr", "ed", "et")
 CASE_LISTS: tuple[str, ...] = ("train", "val", "test")
 _CASE_NAME = re.compile(r"[\w.\-]+")
+_BRATS20_FOLDER = re.compile(r"BraTS20_Training_(\d+)")
+_GRADE_PREFIX = re.compile(r"(HG|LG)_")
+_RESPLIT = "; re-run `passion-sweep data split`"
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,36 @@ def case_list_path(data_dir: Path, subset: str) -> Path:
 def is_case_name(text: str) -> bool:
     """Whether ``text`` is a usable case name: letters, digits, ``_``, ``.`` and ``-``."""
     return _CASE_NAME.fullmatch(text) is not None
+
+
+def rfnet_name(folder_name: str) -> str:
+    """The case name RFNet's download (and the reference's lists) give a raw case folder.
+
+    ``BraTS20_Training_NNN`` becomes ``HG_BraTS20_Training_NNN`` if NNN <= 259 or NNN >= 336
+    (the high-grade cases of BraTS2020) and ``LG_...`` otherwise; other names are kept.
+    """
+    match = _BRATS20_FOLDER.fullmatch(folder_name)
+    if match is None:
+        return folder_name
+    number = int(match.group(1))
+    return f"{'HG' if number <= 259 or number >= 336 else 'LG'}_{folder_name}"
+
+
+def unknown_case_message(name: str, known: Collection[str], *, otherwise: str = "") -> str:
+    """``case NAME is not in the data set``, with a hint when only the HG_/LG_ prefix differs
+    and ``otherwise`` (e.g. ``"; re-run ..."``) when it does not."""
+    bare = _GRADE_PREFIX.sub("", name, count=1)
+    if bare != name and bare in known:
+        return (
+            f"case {name} is not in the data set, which names it {bare}: it was prepared without the "
+            "RFNet names HG_/LG_; prepare it again with `passion-sweep data prepare`"
+        )
+    if rfnet_name(name) in known:
+        return (
+            f"case {name} is not in the data set, which names it {rfnet_name(name)} (RFNet's HG_/LG_ names): "
+            "use lists and splits with those names, e.g. the built-in `--reference brats2020`"
+        )
+    return f"case {name} is not in the data set{otherwise}"
 
 
 def write_manifest(data_dir: Path, rows: Iterable[ManifestRow]) -> Path:
@@ -136,9 +171,7 @@ def read_case_list(path: Path, *, known_cases: Collection[str] | None = None) ->
         if name in seen:
             raise DataError(f"{path}:{line_number}: case {name} is listed twice")
         if known_cases is not None and name not in known_cases:
-            raise DataError(
-                f"{path}:{line_number}: case {name} is not in the data set; re-run `passion-sweep data split`"
-            )
+            raise DataError(f"{path}:{line_number}: {unknown_case_message(name, known_cases, otherwise=_RESPLIT)}")
         seen.add(name)
         names.append(name)
     return names

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import itertools
 import logging
 import math
 import re
@@ -32,6 +31,7 @@ from trainables.data.layout import (
     is_case_name,
     read_case_list,
     read_manifest,
+    unknown_case_message,
     write_case_list,
 )
 from trainables.errors import ConfigError, DataError
@@ -56,6 +56,14 @@ REFERENCE_SEED = 1037
 SPLIT_CSV_HEADER: tuple[str, ...] = ("data_name", "mask_id", "mask", "pos_mask_ids")
 # Order of the rates in a code such as mr2468 (t1 20%, t1ce 40%, flair 60%, t2 80% missing).
 _CODE_ORDER: tuple[str, ...] = ("t1", "t1ce", "flair", "t2")
+# The order in which the reference fills the 15 availability patterns, each written as
+# present (t) or absent (f) for t1, t1ce, flair, t2. It is hand-written, not the order of
+# itertools.product in any nesting, and the per-case masks depend on it.
+_REFERENCE_FILL_ORDER: tuple[str, ...] = (
+    "tttt", "ttft", "tttf", "ttff", "tftt", "tftf", "tfft", "tfff",
+    "fttt", "ftft", "fttf", "ftff", "fftt", "fftf", "ffft",
+)  # fmt: skip
+_OTHER_DATA_SET = "; was the split written for another data set?"
 _RATE_CODE = re.compile(r"mr(\d)(\d)(\d)(\d)", re.IGNORECASE)
 _MASK_TEXT = re.compile(r"\[\s*(True|False)\s*,\s*(True|False)\s*,\s*(True|False)\s*,\s*(True|False)\s*\]")
 _IDS_TEXT = re.compile(r"\[\s*(\d+(?:\s*,\s*\d+)*)?\s*\]")
@@ -180,20 +188,18 @@ def parse_missing_rates(text: str) -> dict[str, float]:
 def reference_pattern_counts(num_cases: int, rates: Mapping[str, float]) -> list[tuple[tuple[bool, ...], int]]:
     """The deterministic part of the reference allocation: cases per availability pattern.
 
-    Pattern by pattern, in the reference's fill order (t1, t1ce, t2, flair nested, present
-    before absent; with few cases only the first patterns get any), the count is
-    ``max(1, int(N * prod_m(p_m if missing else 1 - p_m)))``, multiplied in the
+    Pattern by pattern, in the reference's hand-written fill order
+    (:data:`_REFERENCE_FILL_ORDER`; with few cases only the first patterns get any), the
+    count is ``max(1, int(N * prod_m(p_m if missing else 1 - p_m)))``, multiplied in the
     reference's order t1, t1ce, flair, t2 so that float rounding agrees. The counts may
     sum to more or fewer than N: the fill stops at N, and cases left over are drawn at random.
 
     Returns:
-        ``(mask in MODALITIES order, count)`` for the 15 non-empty patterns.
+        ``(mask in MODALITIES order, count)`` for the 15 non-empty patterns, in fill order.
     """
     counts = []
-    for t1, t1ce, t2, flair in itertools.product((True, False), repeat=4):
-        present = {"flair": flair, "t1ce": t1ce, "t1": t1, "t2": t2}
-        if not any(present.values()):
-            continue
+    for pattern in _REFERENCE_FILL_ORDER:
+        present = dict(zip(_CODE_ORDER, (letter == "t" for letter in pattern), strict=True))
         expected = float(num_cases)
         for modality in _CODE_ORDER:
             expected *= (1 - rates[modality]) if present[modality] else rates[modality]
@@ -347,10 +353,8 @@ def read_split_csv(path: Path, *, known_cases: Collection[str] | None = None) ->
                 if name in seen:
                     raise DataError(f"{path}:{reader.line_num}: case {name} appears twice")
                 if known_cases is not None and name not in known_cases:
-                    raise DataError(
-                        f"{path}:{reader.line_num}: case {name} is not in the data set; "
-                        "was the split written for another data set?"
-                    )
+                    message = unknown_case_message(name, known_cases, otherwise=_OTHER_DATA_SET)
+                    raise DataError(f"{path}:{reader.line_num}: {message}")
                 seen.add(name)
                 names.append(name)
                 masks.append(mask)

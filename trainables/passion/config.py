@@ -26,6 +26,10 @@ class PassionConfig:
         beta_norm: L2 norm beta is rescaled to after each update.
         warmup_epochs: epochs during which only the separate-decoder term counts
             (the reference's ``region_fusion_start_epoch``).
+        per_sample_preference: a sample whose relative preference is undefined (one
+            modality, or no class shared by the batch) is left out of the step's
+            preference; off (the reference), it turns the uni-modal and prototype
+            terms of the whole step off (see ``step_relative_preference``).
     """
 
     enabled: bool = True
@@ -39,6 +43,7 @@ class PassionConfig:
     beta_max: float = 4.0
     beta_norm: float = 2.0
     warmup_epochs: int = 0
+    per_sample_preference: bool = False
 
     def __post_init__(self) -> None:
         checks = {

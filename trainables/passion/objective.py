@@ -14,7 +14,7 @@ total, while only one decoder stage's activations are alive at a time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -58,14 +58,19 @@ class StepLoss:
         total: scalar loss.
         parts: each weighted sum before its coefficient (``fuse``, ``prm``, ``sep``,
             ``kl``, ``proto``), detached.
-        relative_preference: ``K`` step relative preference, when PASSION distilled.
+        relative_preference: ``K`` step relative preference, when PASSION distilled
+            (NaN where the reference's is, see :func:`step_relative_preference`).
         distance: ``BK`` student-to-teacher distances, when PASSION distilled.
+        per_modality: ``K`` unweighted per-modality terms summed over the batch
+            (``sep``, ``kl``, ``proto``, ``distance``; those computed), detached: the
+            reference's ``seplist``, ``kllist``, ``protolist`` and ``distlist``.
     """
 
     total: Tensor
     parts: dict[str, Tensor]
     relative_preference: Tensor | None = None
     distance: Tensor | None = None
+    per_modality: dict[str, Tensor] = field(default_factory=dict)
 
 
 def _weighted_parts(
@@ -130,7 +135,9 @@ def combine_loss_terms(
     """
     preference = lag = None
     if config.enabled and not warmup:
-        preference = step_relative_preference(terms.distance.detach(), counted)
+        preference = step_relative_preference(
+            terms.distance.detach(), counted, per_sample=config.per_sample_preference
+        )
         lag = preference > 0
     parts = _weighted_parts(
         terms, lag=lag, beta=beta, modality_weights=modality_weights, config=config, warmup=warmup
@@ -144,25 +151,34 @@ def combine_loss_terms(
     )
 
 
-def _deep_supervision_scales(count: int) -> list[tuple[float, int]]:
-    """``(weight, upsampling)`` of the deep-supervision outputs, finest first: ``(1/2, 1), (1/4, 2), ...``."""
-    return [(2.0 ** -(level + 1), 2**level) for level in range(count)]
+DeepSupervision = Sequence[tuple[int, float]]
 
 
-def _segmentation_terms(output: FusionOutput, target: Tensor) -> tuple[Tensor, Tensor]:
+def _declared(aux_logits: Sequence[Tensor], supervision: DeepSupervision) -> zip:
+    """Pairs each auxiliary output with its declared ``(upsampling, weight)``."""
+    if len(aux_logits) != len(supervision):
+        raise ValueError(
+            f"the fusion decoder returned {len(aux_logits)} auxiliary outputs but the backbone declares "
+            f"{len(supervision)} in deep_supervision"
+        )
+    return zip(aux_logits, supervision)
+
+
+def _segmentation_terms(output: FusionOutput, target: Tensor, supervision: DeepSupervision) -> tuple[Tensor, Tensor]:
+    """``fuse`` on the fused logits and ``prm = sum_k w_k seg(up_k(softmax(aux_k)))``, per sample."""
     fuse = segmentation_loss(torch.softmax(output.logits, dim=1), target)
     prm = sum(
         weight * segmentation_loss(upsample_probabilities(torch.softmax(aux, dim=1), scale), target)
-        for (weight, scale), aux in zip(_deep_supervision_scales(len(output.aux_logits)), output.aux_logits)
+        for aux, (scale, weight) in _declared(output.aux_logits, supervision)
     )
     return fuse, prm
 
 
-def _distillation_kl(student: FusionOutput, teacher: FusionOutput, temperature: float) -> Tensor:
+def _distillation_kl(
+    student: FusionOutput, teacher: FusionOutput, temperature: float, supervision: DeepSupervision
+) -> Tensor:
     kl = temperature_kl(student.logits, teacher.logits, temperature=temperature)
-    for (weight, scale), aux_s, aux_t in zip(
-        _deep_supervision_scales(len(student.aux_logits)), student.aux_logits, teacher.aux_logits
-    ):
+    for (aux_s, (scale, weight)), aux_t in zip(_declared(student.aux_logits, supervision), teacher.aux_logits):
         kl = kl + weight * temperature_kl(aux_s, aux_t, temperature=temperature, scale=scale)
     return kl
 
@@ -173,6 +189,7 @@ class _Pairs:
     def __init__(self, counted: Tensor) -> None:
         self.batch = counted.shape[0]
         self.rows, self.modalities = counted.nonzero(as_tuple=True)
+        self.single = counted.sum(dim=1)[self.rows] == 1  # per pair: its sample has only this modality
 
     def scatter(self, values: Tensor) -> Tensor:
         grid = values.new_zeros(self.batch, NUM_MODALITIES)
@@ -223,26 +240,37 @@ def training_step(
     leaves = [level.detach().requires_grad_() for level in features]
     weighting = {"beta": beta, "modality_weights": modality_weights, "config": config, "warmup": warmup}
     parts: dict[str, Tensor] = {}
+    per_modality: dict[str, Tensor] = {}
     preference = lag = distance = None
 
     def back_propagate(terms: LossTerms) -> None:
         stage = _weighted_parts(terms, lag=lag, **weighting)
         _total(stage, config).backward()
         parts.update({name: value.detach() for name, value in stage.items()})
+        for name in ("sep", "kl", "proto"):
+            if getattr(terms, name) is not None:
+                per_modality[name] = getattr(terms, name).detach().sum(dim=0)
 
     if not warmup:
         teacher = model.fuse(leaves, fusion_mask)
-        fuse, prm = _segmentation_terms(teacher, target)
+        fuse, prm = _segmentation_terms(teacher, target, model.deep_supervision)
         back_propagate(LossTerms(fuse=fuse, prm=prm))
         if config.enabled:
             kl, proto, distance = _distillation_terms(model, leaves, pairs, teacher, target, config)
-            preference = step_relative_preference(distance, counted)
+            preference = step_relative_preference(distance, counted, per_sample=config.per_sample_preference)
             lag = preference > 0
+            per_modality["distance"] = distance.sum(dim=0)
             back_propagate(LossTerms(kl=kl, proto=proto))
     if model.has_separate_decoder:
         back_propagate(LossTerms(sep=_separate_terms(model, leaves, pairs, target)))
     _back_propagate_encoders(features, leaves)
-    return StepLoss(total=_total(parts, config), parts=parts, relative_preference=preference, distance=distance)
+    return StepLoss(
+        total=_total(parts, config),
+        parts=parts,
+        relative_preference=preference,
+        distance=distance,
+        per_modality=per_modality,
+    )
 
 
 def _distillation_terms(
@@ -252,11 +280,15 @@ def _distillation_terms(
     student_mask = F.one_hot(pairs.modalities, NUM_MODALITIES).bool()
     student = model.fuse([level[pairs.rows] for level in leaves], student_mask)
     reference = _detached(teacher, pairs.rows)
-    kl = _distillation_kl(student, reference, config.temperature)
+    kl = _distillation_kl(student, reference, config.temperature, model.deep_supervision)
     proto, distance = prototype_distillation(
         student.features[0], reference.features[0], target[pairs.rows], classes=shared_classes(target)
     )
-    return pairs.scatter(kl), pairs.scatter(proto), pairs.scatter(distance.detach())
+    # Where a sample has one modality, its student is its teacher: the reference's
+    # distance is exactly 0 there (which makes its relative preference undefined), while
+    # a differently batched pass may leave roundoff.
+    distance = torch.where(pairs.single, 0.0, distance.detach())
+    return pairs.scatter(kl), pairs.scatter(proto), pairs.scatter(distance)
 
 
 def _separate_terms(model: Backbone, leaves: Sequence[Tensor], pairs: _Pairs, target: Tensor) -> Tensor:

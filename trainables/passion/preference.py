@@ -12,37 +12,48 @@ from trainables.passion.config import PassionConfig
 __all__ = ["step_relative_preference", "modality_frequency_weights", "PreferenceBalancer"]
 
 
-def step_relative_preference(distance: Tensor, mask: Tensor) -> Tensor:
+def step_relative_preference(distance: Tensor, mask: Tensor, *, per_sample: bool = False) -> Tensor:
     """Relative preference of each modality in one step.
 
     ``rp_m = sum_b mask[b,m] (D[b,m] / Dbar_b - 1)`` with ``Dbar_b`` the mean distance
-    over the modalities sample ``b`` has. A sample whose mean distance is zero (no
-    class shared by the batch) contributes nothing (the reference would give NaN,
-    which gates the same way).
+    over the modalities sample ``b`` has. ``Dbar_b`` is zero for a sample with one
+    counted modality (its student is the teacher) or when no class is shared by the
+    batch; the reference then divides 0 by 0, and the NaN spreads to every modality of
+    the step, so that no modality lags (``NaN > 0`` is false): the step has no
+    uni-modal and no prototype term. That is the default; with ``per_sample`` only
+    samples with ``Dbar_b = 0`` are left out.
 
     Args:
         distance: ``BK`` student-to-teacher distances ``D`` (zero where absent).
         mask: ``BK`` bool, modalities counted per sample.
+        per_sample: leave out samples whose preference is undefined instead of
+            making the whole step's NaN (the reference).
 
     Returns:
         ``K`` relative preferences; ``rp_m > 0`` means modality ``m`` lags behind.
     """
     weights = mask.to(distance.dtype)
     mean = (distance * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
-    has_mean = mean[:, None] > 0
-    ratio = torch.where(has_mean, distance / torch.where(has_mean, mean[:, None], 1.0) - 1.0, 0.0)
-    return (ratio * weights).sum(dim=0)
+    defined = mean > 0
+    ratio = torch.where(defined[:, None], distance / torch.where(defined, mean, 1.0)[:, None] - 1.0, 0.0)
+    preference = (ratio * weights).sum(dim=0)
+    if not per_sample and not bool(defined.all()):
+        return torch.full_like(preference, float("nan"))
+    return preference
 
 
-def modality_frequency_weights(modality_counts: Tensor, num_cases: int) -> Tensor:
-    """``w_m = N / N_m``: rarer modalities weigh more; 0 for a modality no case has.
+def modality_frequency_weights(modality_counts: Tensor, steps_per_epoch: int) -> Tensor:
+    """``w_m = S / N_m`` (float64): rarer modalities weigh more; 0 for a modality no case has.
+
+    The reference's ``modal_weight = iter_per_epoch / modal_num``; at batch size 1,
+    ``S`` is the number of training cases.
 
     Args:
-        modality_counts: ``K`` number of training cases having each modality.
-        num_cases: ``N``, the number of training cases.
+        modality_counts: ``K`` number of training cases having each modality (``N_m``).
+        steps_per_epoch: ``S``, the steps of one epoch.
     """
-    counts = modality_counts.to(torch.float32)
-    return torch.where(counts > 0, num_cases / counts.clamp(min=1), 0.0)
+    counts = modality_counts.to(torch.float64)
+    return torch.where(counts > 0, steps_per_epoch / counts.clamp(min=1), 0.0)
 
 
 class PreferenceBalancer:

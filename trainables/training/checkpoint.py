@@ -6,9 +6,14 @@ loads with ``torch.load(weights_only=True)``:
 ``{"format": 1, "config": {...resolved run config...}, "epoch": int (completed epochs),
 "model": state_dict, "optimizer": state_dict, "passion": PASSION state dict,
 "rng": {...}}``. ``config["model"]`` holds ``backbone``, ``width`` and ``patch_size``.
+
+A checkpoint imported from the reference implementation (:func:`import_reference_checkpoint`)
+holds ``format``, ``config``, ``epoch``, ``model`` and ``imported_from`` only: it can be
+evaluated, not resumed.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -17,9 +22,11 @@ from typing import Any
 import torch
 
 from trainables.backbones import Backbone, build_backbone
+from trainables.backbones.reference import load_reference_state_dict
+from trainables.config import ModelConfig, RunConfig
 from trainables.errors import CheckpointError
 
-__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "load_model"]
+__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "load_model", "import_reference_checkpoint"]
 
 CHECKPOINT_FORMAT = 1
 
@@ -79,3 +86,50 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[Backbone
             f"{model_config['width']}: {first_line}"
         ) from None
     return model.to(device).eval(), state["config"]
+
+
+def import_reference_checkpoint(source: Path, backbone: str, out: Path) -> dict[str, Any]:
+    """Turn a checkpoint of the reference implementation into a passion-sweep checkpoint.
+
+    The reference (``train.py``) saves ``{'epoch', 'state_dict', 'optim_dict'}`` with
+    ``epoch`` 0-based and ``module.``-prefixed names; its networks have width 8 and
+    80^3 patches. The weights are checked tensor by tensor before anything is written.
+
+    Args:
+        source: the reference ``.pth`` file (read with ``weights_only=True``).
+        backbone: the registered backbone the weights are for.
+        out: the checkpoint to write (replaced atomically).
+
+    Returns:
+        The written checkpoint's ``imported_from`` record.
+
+    Raises:
+        ConfigError: for an unknown backbone.
+        CheckpointError: if ``source`` is unreadable, is not a reference checkpoint, or
+            a tensor does not fit (the message names the first one); ``out`` is untouched.
+    """
+    source = Path(source)
+    config = RunConfig(model=ModelConfig(backbone=backbone))
+    model = build_backbone(backbone, width=config.model.width, patch_size=config.model.patch_size)
+    try:
+        state = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for an unreadable or unsafe file
+        raise CheckpointError(f"cannot read reference checkpoint {source}: {str(error).splitlines()[0]}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
+        raise CheckpointError(f"{source} is not a reference checkpoint (a dict with 'state_dict')")
+    try:
+        load_reference_state_dict(model, state["state_dict"])
+    except CheckpointError as error:
+        raise CheckpointError(f"{source} does not fit {backbone}: {error}") from None
+    reference_epoch = state.get("epoch")
+    imported_from = {
+        "file": source.name,
+        "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+        "reference_epoch": reference_epoch,
+    }
+    epochs_done = int(reference_epoch) + 1 if isinstance(reference_epoch, int) else 0
+    save_checkpoint(
+        Path(out),
+        {"config": config.to_dict(), "epoch": epochs_done, "model": model.state_dict(), "imported_from": imported_from},
+    )
+    return imported_from

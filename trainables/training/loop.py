@@ -27,8 +27,15 @@ from trainables.config import RunConfig
 from trainables.data import MissingRateSplit, TrainingDataset, read_case_list, read_manifest, read_split_csv
 from trainables.errors import CheckpointError, ConfigError, TrainingError
 from trainables.modalities import MODALITIES, NUM_MODALITIES
-from trainables.passion import PreferenceBalancer, modality_frequency_weights, training_step
+from trainables.passion import PreferenceBalancer, modality_frequency_weights
 from trainables.training.checkpoint import load_checkpoint, save_checkpoint
+from trainables.training.step import (
+    NonFiniteLossError,
+    build_optimizer,
+    counted_pairs,
+    optimisation_step,
+    poly_lr,
+)
 from trainables.training.validation import validate
 
 __all__ = ["EpochReport", "fit", "resolve_device", "CHECKPOINT_NAME", "METRICS_NAME", "CONFIG_NAME"]
@@ -104,14 +111,17 @@ def _plan(config: RunConfig) -> _Plan:
             raise ConfigError(f"mask_type {mask_type} needs a missing-rate split: pass --split CSV (data.split)")
         split = read_split_csv(Path(config.data.split), known_cases=known_cases)
         cases = list(split.names)
-    steps = config.train.iters_per_epoch or max(1, len(cases) // config.train.batch_size)
-    if split is None:
-        weights = torch.ones(NUM_MODALITIES)
-        normalisers = torch.full((NUM_MODALITIES,), float(steps))
-    else:
+    # The reference's iter_per_epoch: len(DataLoader) without drop_last.
+    steps = config.train.iters_per_epoch or math.ceil(len(cases) / config.train.batch_size)
+    if split is not None and mask_type == "idt":
+        # The reference weighs by iter_per_epoch / N_m and normalises epoch distances by N_m.
         counts = split.modality_counts()
         normalisers = torch.tensor([float(counts[name]) for name in MODALITIES])
-        weights = modality_frequency_weights(normalisers, len(cases))
+        weights = modality_frequency_weights(normalisers, steps)
+    else:
+        # idt_drop and pdt: no frequency weights, epoch distances per step (as the reference).
+        weights = torch.ones(NUM_MODALITIES)
+        normalisers = torch.full((NUM_MODALITIES,), float(steps))
     val_cases: list[str] = []
     if config.data.val_list is not None and (root / config.data.val_list).is_file():
         val_cases = read_case_list(root / config.data.val_list, known_cases=known_cases)
@@ -142,6 +152,10 @@ def _prepare_run_dir(out_dir: Path, config: RunConfig, resume: bool) -> dict[str
         raise ConfigError(f"output {out_dir} is a file: pass a folder for the run")
     if resume:
         state = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
+        if state is not None and "optimizer" not in state:
+            raise CheckpointError(
+                f"{checkpoint_path} holds imported weights without optimizer state: evaluate it, or train afresh"
+            )
         if state is not None and state["config"]["model"] != config.to_dict()["model"]:
             raise CheckpointError(
                 f"{checkpoint_path} was trained with model {state['config']['model']}, "
@@ -190,13 +204,7 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
     torch.manual_seed(config.train.seed)
     model = build_backbone(config.model.backbone, width=config.model.width, patch_size=config.model.patch_size)
     model.to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=config.train.lr,
-        betas=(config.train.adam_beta1, config.train.adam_beta2),
-        weight_decay=config.train.weight_decay,
-        amsgrad=True,
-    )
+    optimizer = build_optimizer(model, config.train)
     balancer = PreferenceBalancer(config.passion, plan.distance_normalisers)
     start_epoch = 0
     if state is not None:
@@ -219,7 +227,7 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
     for epoch in range(start_epoch, config.train.epochs):
         epoch_started = time.monotonic()
         torch.manual_seed(_epoch_seed(config.train.seed, epoch))  # augmentation draws in the main process
-        lr = config.train.lr * (1 - epoch / config.train.epochs) ** config.train.lr_power
+        lr = poly_lr(config.train, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         loader = _loader(dataset, config, plan, epoch, pin_memory=device.type == "cuda")
@@ -276,29 +284,29 @@ def _train_epoch(
         images = batch["image"].to(device, non_blocking=True)
         labels = batch["label"].to(device, non_blocking=True)
         mask = batch["mask"].to(device, non_blocking=True)
-        counted = torch.ones_like(mask) if config.train.mask_type == "pdt" else mask
-        optimizer.zero_grad(set_to_none=True)
-        loss = training_step(
-            model,
-            images,
-            labels,
-            fusion_mask=mask,
-            counted=counted,
-            beta=balancer.beta,
-            modality_weights=plan.modality_weights,
-            config=config.passion,
-            warmup=warmup,
-        )
-        if not torch.isfinite(loss.total):
+        try:
+            loss = optimisation_step(
+                model,
+                optimizer,
+                images,
+                labels,
+                mask,
+                train=config.train,
+                passion=config.passion,
+                beta=balancer.beta,
+                modality_weights=plan.modality_weights,
+                warmup=warmup,
+            )
+        except NonFiniteLossError as error:
             last = f"{out_dir / CHECKPOINT_NAME} (epoch {epoch})" if epoch > 0 else "none yet"
             raise TrainingError(
-                f"loss became {loss.total.item()} at epoch {epoch + 1}, step {step + 1}; last good checkpoint: "
-                f"{last}. Lower train.lr or check the data"
-            )
-        optimizer.step()
+                f"{error} at epoch {epoch + 1}, step {step + 1}; last good checkpoint: {last}. "
+                "Lower train.lr or check the data"
+            ) from None
         if distil:
-            balancer.accumulate(loss.distance, counted)
-            preference_sum += loss.relative_preference.detach().cpu().to(torch.float64)
+            balancer.accumulate(loss.distance, counted_pairs(mask, config.train.mask_type))
+            # A step whose preference is undefined (NaN, as the reference's) adds nothing.
+            preference_sum += loss.relative_preference.detach().cpu().to(torch.float64).nan_to_num(0.0)
         totals["loss"] = totals.get("loss", 0.0) + loss.total.item()
         for name, value in loss.parts.items():
             totals[f"loss/{name}"] = totals.get(f"loss/{name}", 0.0) + float(value)
