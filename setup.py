@@ -16,7 +16,7 @@ _VERSION = re.search(
     re.MULTILINE,
 ).group(1)
 
-_TEST = ["pytest>=8.0", "pytest-timeout>=2.2", "hypothesis>=6.100"]
+_TEST = ["pytest>=8.0", "pytest-timeout>=2.2", "hypothesis>=6.100", "medpy>=0.5"]
 
 setup(
     name="passion-sweep",

@@ -23,6 +23,7 @@ from passion_sweep.phantom import ensure_phantom
 from trainables.config import RunConfig
 from trainables.data import parse_missing_rates, read_case_list, write_missing_rate_split
 from trainables.evaluation.evaluate import evaluate_model, write_evaluation
+from trainables.methods.registry import method_names
 from trainables.modalities import MODALITIES
 from trainables.training.loop import fit
 
@@ -33,7 +34,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--cases", type=int, default=16)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--method", choices=("passion", "baseline"), default="passion")
+    parser.add_argument("--method", choices=method_names(), default="passion")
     parser.add_argument("--split", default="mr2468", help="missing-rate code for idt / idt_drop")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override")
     return parser.parse_args()
@@ -58,7 +59,7 @@ def main() -> None:
             "train.augment=false",
             "train.num_workers=1",
             f"train.val_every={args.epochs}",
-            f"passion.enabled={args.method == 'passion'}",
+            f"method.name={args.method}",
             *args.overrides,
         ]
     )

@@ -66,7 +66,7 @@ def _probe_setup() -> None:
 
     record("worker_import_torch", started, _time.time())
     started = _time.time()
-    from passion_sweep import launcher, tracking, trainable
+    from passion_sweep import launcher, tracking, trial
 
     record("worker_import_project", started, _time.time())
 
@@ -102,10 +102,10 @@ def _probe_setup() -> None:
     timed(launcher._TuneSession, "__init__", "session_init")
     timed(launcher._TuneSession, "restore_checkpoint", "restore_checkpoint")
     timed(launcher._TuneSession, "report", "tune_report")
-    timed(trainable, "fit", "fit")
-    timed(trainable, "evaluate_model", "evaluate_model")
-    timed(trainable, "write_evaluation", "write_evaluation")
-    timed(trainable, "_configure_torch", "configure_torch")
+    timed(trial, "fit", "fit")
+    timed(trial, "evaluate_model", "evaluate_model")
+    timed(trial, "write_evaluation", "write_evaluation")
+    timed(trial, "_configure_torch", "configure_torch")
     for name in ("open_trial_run", "log_metrics", "log_test_results", "finish_trial_run"):
         timed(tracking, f"{name}", f"mlflow_{name}")
 

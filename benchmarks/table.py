@@ -49,7 +49,12 @@ def _summary(rng: random.Random) -> dict:
         name: {r: sum(v[s][r] for s in subsets) / len(subsets) for r in REGIONS}
         for name, v in (("dice", dice), ("hd95", hd95))
     }
-    return {"dice": dice, "hd95": hd95, "mean": mean}
+    return {
+        "dice": dice,
+        "hd95": hd95,
+        "mean": mean,
+        "eval": {"hd95_percentile": "pooled", "hd95_convention": "reference"},
+    }
 
 
 def build_store(folder: Path, seeds: int) -> str:

@@ -1,11 +1,16 @@
 """Seconds per training step and peak memory, PASSION on and off, for each backbone.
 
 Width 8, patch 80, batch 1, ``idt``, averaged over the availability masks
-flair+t1ce+t2, t1ce+t1 and flair alone (one untimed warm-up step first). Each backbone
-and method runs in its own process so that its peak resident memory (CPU) or peak
-allocated GPU memory (CUDA) is its own. Reference implementations on a 2-core CPU
-machine (PASSION step / baseline step, PASSION peak): RFNet 31 s / 8.7 s, 15 GiB;
-mmFormer 20.4 s / 7.7 s, 9.0 GiB; M2FTrans 23.3 s / 8.2 s, 11.6 GiB. Targets: at most
+flair+t1ce+t2, t1ce+t1 and flair alone (one untimed warm-up step first). A step is what
+``passion-sweep train`` runs per batch (``optimisation_step``: loss, gradients, the
+reference's zero gradients, AdamW). Each backbone and method runs in its own process so
+that its peak resident memory (CPU) or peak allocated GPU memory (CUDA) is its own.
+
+Reference implementations, measured side by side with passion-sweep in one run on a
+quiet 2-core CPU machine (PASSION step, peak): RFNet 21.0 s, 15.1 GiB; mmFormer 15.2 s,
+9.0 GiB; M2FTrans 19.3 s, 11.4 GiB (the reference computes every modality whatever the
+mask, so one figure serves all masks). Baseline steps come from an earlier, slower run
+(RFNet 8.7 s, mmFormer 7.7 s, M2FTrans 8.2 s) and overstate the gain. Targets: at most
 half the reference time for the PASSION step, with a lower peak (RFNet: at most 6 GiB).
 
 Usage: python benchmarks/train_step.py [--backbone rfnet mmformer m2ftrans] [--width 8]
@@ -23,7 +28,9 @@ import time
 import torch
 
 from trainables.backbones import backbone_names, build_backbone
-from trainables.passion import PassionConfig, training_step
+from trainables.config import TrainConfig
+from trainables.passion import PassionConfig
+from trainables.training.step import build_optimizer, optimisation_step
 
 MASKS = {
     "flair+t1ce+t2": (True, True, False, True),
@@ -32,10 +39,11 @@ MASKS = {
 }
 METHODS = ("passion", "baseline")
 # Reference implementations, 2-core CPU, width 8, patch 80: seconds per step, PASSION peak GiB.
+# PASSION figures from the same run as passion-sweep's; baseline figures from an earlier one.
 REFERENCE = {
-    "rfnet": {"passion": 31.0, "baseline": 8.7, "peak_gib": 15.0},
-    "mmformer": {"passion": 20.4, "baseline": 7.7, "peak_gib": 9.0},
-    "m2ftrans": {"passion": 23.3, "baseline": 8.2, "peak_gib": 11.6},
+    "rfnet": {"passion": 21.0, "baseline": 8.7, "peak_gib": 15.1},
+    "mmformer": {"passion": 15.2, "baseline": 7.7, "peak_gib": 9.0},
+    "m2ftrans": {"passion": 19.3, "baseline": 8.2, "peak_gib": 11.4},
 }
 TARGET_SECONDS_RATIO = 0.5
 TARGET_PEAK_GIB = {"rfnet": 6.0}  # others: below the reference's peak
@@ -59,7 +67,8 @@ def _measure(args: argparse.Namespace, backbone: str, method: str) -> dict[str, 
     torch.manual_seed(0)
     device = torch.device(args.device)
     model = build_backbone(backbone, width=args.width, patch_size=args.patch_size).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=1e-4, amsgrad=True)
+    train = TrainConfig()
+    optimizer = build_optimizer(model, train)
     config = PassionConfig(enabled=method == "passion")
     size = args.patch_size
 
@@ -69,12 +78,10 @@ def _measure(args: argparse.Namespace, backbone: str, method: str) -> dict[str, 
         labels = torch.randint(0, 4, (1, size, size, size), device=device)
         _synchronize(device)
         started = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        training_step(
-            model, images, labels, fusion_mask=mask, counted=mask, beta=torch.ones(4),
-            modality_weights=torch.ones(4), config=config, warmup=False,
+        optimisation_step(
+            model, optimizer, images, labels, mask, train=train, passion=config,
+            beta=torch.ones(4), modality_weights=torch.ones(4), warmup=False,
         )
-        optimizer.step()
         _synchronize(device)
         return time.perf_counter() - started
 
@@ -111,7 +118,8 @@ def _verdict(backbone: str, results: dict[str, dict[str, float]]) -> str:
         f"  vs reference: PASSION {ratio:.2f} of {reference['passion']} s (target <= {TARGET_SECONDS_RATIO}: "
         f"{'met' if time_ok else 'MISSED'}), peak {passion['peak_gib']:.1f} GiB vs {reference['peak_gib']} GiB "
         f"(target {'<=' if backbone in TARGET_PEAK_GIB else '<'} {peak_limit}: {'met' if peak_ok else 'MISSED'}), "
-        f"baseline {results['baseline']['seconds'] / reference['baseline']:.2f} of {reference['baseline']} s"
+        f"baseline {results['baseline']['seconds'] / reference['baseline']:.2f} of {reference['baseline']} s "
+        "(earlier, slower reference run)"
     )
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from passion_sweep import tracking
+from passion_sweep.layout import sqlite_path, sqlite_uri
 from passion_sweep.spec import SweepSpec, load_spec
 from passion_sweep.upload import Upload, scan_upload, staged_copy
 from trainables.errors import ConfigError, PassionSweepError
@@ -132,9 +133,8 @@ class JobPlan:
 
 
 def _absolute_sqlite(uri: str) -> str:
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}"
-    return uri
+    path = sqlite_path(uri)
+    return uri if path is None or path.is_absolute() else sqlite_uri(path.resolve())
 
 
 def _path_overrides(spec: SweepSpec) -> list[str]:

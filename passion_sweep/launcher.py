@@ -3,7 +3,7 @@
 A sweep is one ``Tuner``: one experiment folder (``<storage_path>/<name>``), one
 schedule and one resume point for every grid cell and every Optuna trial. The search
 is :class:`~passion_sweep.searcher.CellStudies` behind a Tune ``Searcher``; each trial
-runs :func:`~passion_sweep.trainable.run_trial` with a :class:`_TuneSession`; driver
+runs :func:`~passion_sweep.trial.run_trial` with a :class:`_TuneSession`; driver
 callbacks print progress and mark the MLflow runs of trials that fail for good or are
 stopped early. :func:`run_sweep` starts a sweep, :func:`resume_sweep` finishes one
 whose driver stopped.
@@ -14,8 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import time
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,12 +28,15 @@ from ray.tune.search import Searcher
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from passion_sweep import shared_storage, tracking
+from passion_sweep.console import SweepConsole, TrialProgress
+from passion_sweep.layout import TRIAL_DIR_PREFIX, sqlite_path
 from passion_sweep.report import log_sweep_report
 from passion_sweep.search_space import cell_space, grid_cells, total_trials
 from passion_sweep.searcher import CellSearch, CellStudies
 from passion_sweep.spec import SPEC_FILE, SweepSpec, check_ready, load_spec, locate_sweep, save_spec
+from passion_sweep.sweep_data import prepare_sweep_data
 from passion_sweep.tracking import OBJECTIVE
-from passion_sweep.trainable import SweepContext, prepare_sweep_data, run_trial
+from passion_sweep.trial import SweepContext, run_trial
 from trainables.data.atomic import ensure_directory
 from trainables.errors import ConfigError, PassionSweepError
 
@@ -43,12 +44,13 @@ __all__ = ["SweepOutcome", "run_sweep", "resume_sweep"]
 
 logger = logging.getLogger(__name__)
 
-_TRIAL_DIR_PREFIX = "trial_"
-
 # Tune's default loggers import torch (TensorBoardX) in the driver; JSON and CSV are enough.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 # Trials report the objective only once they have validated; ASHA skips results without it.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+# Tune's new console output prints its configuration box even at verbose=0; its legacy
+# reporter prints nothing there. The sweep's own console (_ProgressCallback) says what matters.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class SweepOutcome:
 
 
 class _TuneSession:
-    """:class:`~passion_sweep.trainable.TrialSession` of a Ray Tune function trainable."""
+    """:class:`~passion_sweep.trial.TrialSession` of a Ray Tune function trainable."""
 
     def __init__(self) -> None:
         # Tune logs every persisted checkpoint at INFO level: one console line per epoch and trial.
@@ -137,31 +139,43 @@ def _error_reason(trial: Trial) -> str:
 
 
 class _ProgressCallback(tune.Callback):
-    """One console line whenever the trial counts change, with the best objective so far."""
+    """The sweep's console (see :mod:`passion_sweep.console`) and a line per trial failure."""
 
-    def __init__(self, total: int, metric: str, mode: str) -> None:
-        self._total = total
-        self._metric = metric
-        self._better = max if mode == "max" else min
-        self._last: tuple[int, ...] = ()
-        self._started = time.monotonic()
+    def __init__(self, context: SweepContext, *, interval: float = 30.0) -> None:
+        self._context = context
+        self._metric = context.spec.search.metric
+        self._epochs: dict[str, int] = {}  # trial id to the epochs it trains
+        self._last_metric: dict[str, float] = {}  # trial id to its latest validation value
+        epochs = [context.spec.run_config(cell.values).train.epochs for cell in context.cells]
+        self._console = SweepConsole(
+            total_trials=total_trials(context.cells),
+            planned_epochs=sum(cell.trials * cell_epochs for cell, cell_epochs in zip(context.cells, epochs)),
+            metric=self._metric,
+            mode=context.spec.search.mode,
+            interval=interval,
+        )
 
-    def setup(self, *args: Any, **info: Any) -> None:
-        self._started = time.monotonic()
+    def _progress(self, trial: Trial) -> TrialProgress:
+        cell = self._context.cells[int(trial.config["cell"])]
+        if trial.trial_id not in self._epochs:  # searched keys may include train.epochs
+            config = self._context.spec.run_config({**cell.values, **trial.config["params"]})
+            self._epochs[trial.trial_id] = config.train.epochs
+        return TrialProgress(
+            name=f"{cell.name}-{trial.trial_id}",
+            state=trial.status,
+            epoch=int(trial.last_result.get("training_iteration", 0)),
+            epochs=self._epochs[trial.trial_id],
+            metric=self._last_metric.get(trial.trial_id),
+            objective=trial.last_result.get(OBJECTIVE),
+        )
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
+        if self._metric in result:  # validation runs every val_every epochs only
+            self._last_metric[trial.trial_id] = float(result[self._metric])
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
-        counts = Counter(trial.status for trial in trials)
-        running, done, failed = counts[Trial.RUNNING], counts[Trial.TERMINATED], counts[Trial.ERROR]
-        state = (running, done, failed)
-        if state == self._last:
-            return
-        self._last = state
-        values = [trial.last_result[OBJECTIVE] for trial in trials if OBJECTIVE in trial.last_result]
-        best = f"{self._better(values):.4f}" if values else "-"
-        minutes, seconds = divmod(int(time.monotonic() - self._started), 60)
-        pending = self._total - running - done - failed
-        summary = f"{pending} pending, {running} running, {done} done, {failed} failed of {self._total}"
-        logger.info("[%d:%02d] trials: %s | best %s %s", minutes, seconds, summary, self._metric, best)
+        for line in self._console.lines([self._progress(trial) for trial in trials]):
+            logger.info(line)
 
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         logger.warning("trial %s failed (%s); retrying from its last checkpoint", trial.trial_id, _error_reason(trial))
@@ -184,16 +198,25 @@ class _TrackingCallback(tune.Callback):
 
 
 def _trial_dirname(trial: Trial) -> str:
-    return f"{_TRIAL_DIR_PREFIX}{trial.trial_id}"
+    return f"{TRIAL_DIR_PREFIX}{trial.trial_id}"
 
 
 @contextmanager
 def _ray_session(address: str | None) -> Iterator[None]:
-    """Connect to ``address`` (or start a local Ray) unless Ray is up already."""
+    """Connect to ``address`` (or start a local Ray) unless Ray is up already.
+
+    Ray's banner, its warnings and the trials' own output reach the console only with
+    ``-v`` (this module logging at DEBUG); the sweep's progress lines say what matters.
+    """
     if ray.is_initialized():
         yield
         return
-    ray.init(address=address or "local")
+    verbose = logger.isEnabledFor(logging.DEBUG)
+    ray.init(
+        address=address or "local",
+        logging_level=logging.INFO if verbose else logging.ERROR,
+        log_to_driver=verbose,
+    )
     try:
         yield
     finally:
@@ -218,8 +241,9 @@ def _check_shared_storage(context: SweepContext) -> None:
         return
     paths = [str(context.data.root), *(str(path) for path in context.data.splits.values())]
     uri = str(context.spec.tracking.uri)
-    if uri.startswith("sqlite:///"):
-        paths.append(str(Path(uri.removeprefix("sqlite:///")).parent))
+    store = sqlite_path(uri)
+    if store is not None:
+        paths.append(str(store.parent))
         logger.warning(
             "%d nodes log to the sqlite store %s: on a cluster, run `passion-sweep tracking-server` "
             "and set tracking.uri to its http:// address",
@@ -303,7 +327,7 @@ def _new_tuner(context: SweepContext) -> tune.Tuner:
             callbacks=[
                 JsonLoggerCallback(),
                 CSVLoggerCallback(),
-                _ProgressCallback(total, spec.search.metric, spec.search.mode),
+                _ProgressCallback(context),
                 _TrackingCallback(context.tracking),
             ],
             verbose=0,
@@ -315,7 +339,7 @@ def _fit(tuner: tune.Tuner, context: SweepContext, directory: Path) -> SweepOutc
     results = tuner.fit()
     # A driver killed before Tune recorded a new trial leaves that trial's run behind,
     # while the resumed sweep runs the trial anew under another id: keep one run per trial.
-    known = tuple(Path(results[i].path).name.removeprefix(_TRIAL_DIR_PREFIX) for i in range(len(results)))
+    known = tuple(Path(results[i].path).name.removeprefix(TRIAL_DIR_PREFIX) for i in range(len(results)))
     deleted = tracking.delete_runs_except(context.tracking, known)
     if deleted:
         logger.info("deleted %d MLflow run(s) of trials that this sweep does not know", deleted)

@@ -6,7 +6,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from trainables.data import prepare_dataset, split_cases, synthesize_dataset
+from trainables.data import PHANTOM_NORMALIZATION, prepare_dataset, split_cases, synthesize_dataset
 from trainables.data.atomic import atomic_directory
 
 __all__ = ["phantom_dir", "ensure_phantom"]
@@ -38,7 +38,7 @@ def ensure_phantom(
         raw = staging.parent / f".{staging.name}-raw"
         try:
             synthesize_dataset(raw, cases=cases, shape=shape, seed=seed)
-            prepare_dataset(raw, staging, progress=False)
+            prepare_dataset(raw, staging, progress=False, normalization=PHANTOM_NORMALIZATION)
         finally:
             shutil.rmtree(raw, ignore_errors=True)
         split_cases(staging, test=test, val=val, seed=seed)

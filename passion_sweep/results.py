@@ -8,7 +8,9 @@ child run holds its tags, params and final ``test/<metric>/<subset>/<region>`` v
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +19,11 @@ from typing import Any
 import pandas as pd
 
 from passion_sweep import tracking
-from passion_sweep.errors import ConfigError
+from passion_sweep.errors import ConfigError, PassionSweepError
+from passion_sweep.layout import default_store_uri, sqlite_path, sqlite_uri
 from passion_sweep.run_store import StoredRun, open_run_reader
 from passion_sweep.spec import GRID_SHORTCUTS, RaySpec
+from passion_sweep.tracking_server import is_healthy
 from trainables.errors import did_you_mean
 
 __all__ = ["RunSelection", "TrialResults", "load_trial_results", "default_tracking_uri", "RUN_COLUMNS"]
@@ -71,16 +75,58 @@ class TrialResults:
 
 def default_tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI``, else the store of sweeps under the default storage path."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{RaySpec().storage_path / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri(RaySpec().storage_path)
 
 
-def _check_store(uri: str) -> None:
-    """Refuse a sqlite URI whose file does not exist: MLflow would create an empty store there."""
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-        raise ConfigError(
-            f"no MLflow store at {uri.removeprefix('sqlite:///')}: pass --tracking-uri "
-            "sqlite:////abs/path/mlflow.db (a sweep's store is <ray.storage_path>/mlflow.db) or http://host:port"
-        )
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+# MLflow stores besides sqlite files and servers that a table can be read from.
+_STORE_SCHEMES = ("postgresql", "mysql", "mssql", "databricks")
+_STORE_FORMS = "sqlite:////abs/path/mlflow.db (a sweep's store is <ray.storage_path>/mlflow.db) or http://host:port"
+
+
+def _checked_store(uri: str) -> str:
+    """``uri`` as a store to read: a path becomes ``sqlite:///``; a sqlite file must exist
+    and be a database (MLflow would create an empty store, or fail in its schema code);
+    a server must answer.
+
+    Raises:
+        ConfigError: for a missing or non-sqlite file, or a URI that is not a store.
+        PassionSweepError: if no server answers at an ``http(s)://`` URI.
+    """
+    if uri.startswith(("http://", "https://")):
+        if not is_healthy(uri, timeout=5, any_answer=True):  # MLflow's client would retry for minutes
+            raise PassionSweepError(
+                f"no MLflow tracking server answers at {uri}: is it running (passion-sweep tracking-server)?"
+            )
+        return uri
+    if uri.startswith(_STORE_SCHEMES):
+        return uri
+    store = sqlite_path(uri)
+    if store is None and ("://" in uri or uri.startswith("file:")):
+        raise ConfigError(f"--tracking-uri {uri}: not an MLflow store this command reads; pass {_STORE_FORMS}")
+    path = (store or Path(uri)).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"no MLflow store at {path}: pass --tracking-uri {_STORE_FORMS}")
+    try:
+        with open(path, "rb") as stream:
+            is_sqlite = stream.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    except OSError as error:
+        raise ConfigError(f"cannot read the MLflow store {path}: {error.strerror}") from None
+    if not is_sqlite:
+        raise ConfigError(f"{path} is not an sqlite database: pass --tracking-uri {_STORE_FORMS}")
+    if not _mlflow_tables(path):  # MLflow would add its tables to someone else's database
+        raise ConfigError(f"{path} is an sqlite database but not an MLflow store: pass --tracking-uri {_STORE_FORMS}")
+    return sqlite_uri(path.resolve())
+
+
+def _mlflow_tables(path: Path) -> bool:
+    """Whether the sqlite file has MLflow's tables (read-only: the file is left as it is)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as database:
+            tables = {row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return False
+    return {"experiments", "runs", "alembic_version"} <= tables
 
 
 def _unknown(what: str, name: str, known: Iterable[str], flag: str) -> ConfigError:
@@ -148,11 +194,11 @@ def _apply_filters(runs: pd.DataFrame, filters: Mapping[str, tuple[str, ...]], a
 
 def _planned_values(label: str) -> dict[str, str]:
     """The tag and param values a grid cell fixes: its grid values, and the params that
-    grid shortcuts stand for (``method=passion`` fixes ``passion.enabled``)."""
+    grid shortcuts stand for (``method=pmr`` fixes ``method.name``)."""
     values = _cell_values(label)
     for key, value in list(values.items()):
         if key in GRID_SHORTCUTS:
-            values[GRID_SHORTCUTS[key]] = str(value == "passion") if key == "method" else value
+            values[GRID_SHORTCUTS[key]] = value
     return values
 
 
@@ -180,11 +226,12 @@ def load_trial_results(uri: str, selection: RunSelection) -> TrialResults:
     ``MISSING``, so that tables count them instead of dropping them silently.
 
     Raises:
-        ConfigError: for a missing sqlite store, an unknown experiment, sweep or filter
+        ConfigError: for a missing or non-sqlite store file, a URI that is no store, an
+            unknown experiment, sweep or filter
             key, or a selection without trial runs.
         PassionSweepError: if the tracking store cannot be read.
     """
-    _check_store(uri)
+    uri = _checked_store(uri)
     reader = open_run_reader(uri, (_METRIC_PREFIX, tracking.OBJECTIVE))
     experiments = reader.experiments()
     experiment_ids = _experiment_ids(experiments, selection)

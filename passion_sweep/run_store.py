@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from passion_sweep.errors import PassionSweepError
+from passion_sweep.layout import sqlite_path, sqlite_uri
 from passion_sweep.tracking import TAG_CELL, TAG_PARENT, TAG_SWEEP, TAG_TRIAL
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "ClientRunReader",
     "open_run_reader",
     "TrialRun",
+    "find_experiment",
     "trial_runs",
 ]
 
@@ -146,7 +148,7 @@ class SqliteRunReader:
     """
 
     def __init__(self, path: Path, metric_prefixes: Sequence[str]) -> None:
-        self._uri = f"sqlite:///{path}"
+        self._uri = sqlite_uri(path)
         self._connection = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
         self._prefixes = tuple(metric_prefixes)
 
@@ -224,7 +226,7 @@ class SqliteRunReader:
 def open_run_reader(uri: str, metric_prefixes: Iterable[str]) -> RunReader:
     """The fastest reader of the store at ``uri`` that understands it."""
     prefixes = tuple(metric_prefixes)
-    path = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    path = sqlite_path(uri)
     if path is not None and SqliteRunReader.has_known_schema(path):
         return SqliteRunReader(path, prefixes)
     return ClientRunReader(uri, prefixes)
@@ -259,6 +261,23 @@ def _time(milliseconds: int) -> datetime:
     return datetime.fromtimestamp(milliseconds / 1000, timezone.utc)
 
 
+def find_experiment(uri: str, experiment: str) -> str | None:
+    """The id of the active experiment named ``experiment``; ``None`` while it does not exist."""
+    store = sqlite_path(uri)
+    if store is not None and not store.is_file():
+        return None  # not created yet (MLflow's client would create it)
+    return open_run_reader(uri, ()).experiments().get(experiment)
+
+
+def has_parent_run(uri: str, experiment: str, sweep_id: str) -> bool:
+    """Whether the sweep's parent run exists, i.e. the sweep got as far as starting its tracking."""
+    experiment_id = find_experiment(uri, experiment)
+    if experiment_id is None:
+        return False
+    found = open_run_reader(uri, ()).sweep_runs([experiment_id], sweep=sweep_id)
+    return any(TAG_PARENT not in run.tags for run in found)
+
+
 def trial_runs(uri: str, experiment: str, sweep_id: str, metric_prefixes: Iterable[str] = ("",)) -> list[TrialRun]:
     """The runs of a sweep's trials, oldest first; none before the sweep logged any.
 
@@ -268,12 +287,10 @@ def trial_runs(uri: str, experiment: str, sweep_id: str, metric_prefixes: Iterab
         sweep_id: the sweep's id (its ``sweep.id`` tag).
         metric_prefixes: keep the metrics whose names start with one of these (default all).
     """
-    store = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
-    if store is not None and not store.is_file():
+    experiment_id = find_experiment(uri, experiment)
+    if experiment_id is None:
         return []
-    reader = open_run_reader(uri, metric_prefixes)
-    experiment_id = reader.experiments().get(experiment)
-    found = reader.sweep_runs([experiment_id], sweep=sweep_id) if experiment_id is not None else []
+    found = open_run_reader(uri, metric_prefixes).sweep_runs([experiment_id], sweep=sweep_id)
     runs = [
         TrialRun(
             run_id=run.run_id,

@@ -11,6 +11,7 @@ from typing import Any
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from passion_sweep.spec import Distribution, SweepSpec
+from trainables.methods.registry import method_info
 
 __all__ = ["GridCell", "expand_grid", "grid_cells", "optuna_distribution", "cell_space", "total_trials"]
 
@@ -57,11 +58,21 @@ def _matches(values: Mapping[str, Any], selection: Mapping[str, Sequence[Any]]) 
     return all(values[key] in allowed for key, allowed in selection.items())
 
 
+def _used_keys(spec: SweepSpec, values: Mapping[str, Any]) -> list[str]:
+    """The searched keys that matter in a cell with these grid values (see :meth:`MethodInfo.uses`)."""
+    info = method_info(str(values.get("method", spec.run_config({}).method.name)))
+    return [key for key in spec.search.space if info.uses(key)]
+
+
 def grid_cells(spec: SweepSpec) -> list[GridCell]:
-    """The cells of ``spec``: its grid expanded, each with its number of trials."""
+    """The cells of ``spec``: its grid expanded, each with its number of trials.
+
+    A cell is searched if ``search.apply_to`` selects it and its method uses one of the
+    searched keys (a baseline cell ignores ``passion.*``, a PMR cell ``ogm_ge.*``...).
+    """
     cells = []
     for index, values in enumerate(expand_grid(spec.grid)):
-        searched = spec.searched and _matches(values, spec.search.apply_to)
+        searched = bool(_used_keys(spec, values)) and _matches(values, spec.search.apply_to)
         trials = spec.search.trials_per_cell if searched else 1
         cells.append(GridCell(index=index, values=values, trials=trials, searched=searched))
     return cells
@@ -89,7 +100,8 @@ def optuna_distribution(distribution: Distribution) -> BaseDistribution:
 
 
 def cell_space(spec: SweepSpec, cell: GridCell) -> dict[str, BaseDistribution]:
-    """The distributions Optuna samples in ``cell`` (empty for a cell that is not searched)."""
+    """The distributions Optuna samples in ``cell``: the searched keys its method uses (none
+    for a cell that is not searched)."""
     if not cell.searched:
         return {}
-    return {key: optuna_distribution(distribution) for key, distribution in spec.search.space.items()}
+    return {key: optuna_distribution(spec.search.space[key]) for key in _used_keys(spec, cell.values)}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -33,12 +33,21 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from passion_sweep.layout import PHANTOM_DIR, SPEC_FILE, default_store_uri
 from trainables import safe_yaml
 from trainables.backbones.catalog import built_in_names, check_backbone_options
-from trainables.config import ModelConfig, RunConfig
-from trainables.data import parse_missing_rates
-from trainables.errors import ConfigError, did_you_mean
-from trainables.passion.config import METHODS
+from trainables.config import ModelConfig, RunConfig, parse_override
+from trainables.data import (
+    MissingRateSplit,
+    allocate_missing_modalities,
+    identify_reference_split,
+    parse_missing_rates,
+    read_case_list,
+    read_split_csv,
+    reference_splits,
+)
+from trainables.errors import ConfigError, DataError, did_you_mean_or_valid
+from trainables.methods.registry import BALANCING_SECTIONS, method_info, method_names
 
 __all__ = [
     "GRID_SHORTCUTS",
@@ -60,25 +69,27 @@ __all__ = [
     "load_yaml",
     "readiness_problems",
     "check_ready",
+    "describe_splits",
     "save_spec",
     "locate_sweep",
 ]
 
-SPEC_FILE = "spec.yaml"
 # Grid keys that stand for a run-config key; any other grid key is `section.key`.
 GRID_SHORTCUTS: dict[str, str] = {
     "backbone": "model.backbone",
     "split": "data.split",
-    "method": "passion.enabled",
+    "method": "method.name",
     "mask_type": "train.mask_type",
     "seed": "train.seed",
 }
 # Run-config sections that a spec sets, and the keys it may set in each.
-_TUNABLE_SECTIONS = ("model", "train", "passion")
-_RESERVED_KEYS = {"model.backbone": "grid.backbone", "passion.enabled": "grid.method"}
+_TUNABLE_SECTIONS = ("model", "train", "passion", *BALANCING_SECTIONS)
+_RESERVED_KEYS = {"model.backbone": "grid.backbone", "passion.enabled": "grid.method", "method.name": "grid.method"}
 _DEFAULT_BACKBONE = ModelConfig().backbone
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SCALAR = bool | int | float | str
+# Tracking stores a sweep logs to: a sqlite file, a tracking server or a database.
+_TRACKING_SCHEMES = ("sqlite:///", "http://", "https://", "postgresql", "mysql", "mssql")
 
 
 def load_yaml(text: str, *, source: str = "YAML") -> Any:
@@ -89,11 +100,6 @@ def load_yaml(text: str, *, source: str = "YAML") -> Any:
 def _problem(message: str, key: str = "") -> PydanticCustomError:
     """A validation error whose message is shown as is, at the error's key path (+ ``key``)."""
     return PydanticCustomError("spec", "{message}", {"message": message, "key": key})
-
-
-def _closest(name: str, valid: Iterable[str]) -> str:
-    valid = [str(option) for option in valid]
-    return did_you_mean(name, valid) or f"; valid: {', '.join(valid)}"
 
 
 def _resolve(path: Path, info: ValidationInfo) -> Path:
@@ -116,7 +122,7 @@ class _Section(BaseModel):
         if isinstance(values, Mapping):
             for key in values:
                 if key not in cls.model_fields:
-                    raise _problem(f"unknown key{_closest(key, cls.model_fields)}", key=str(key))
+                    raise _problem(f"unknown key{did_you_mean_or_valid(key, cls.model_fields)}", key=str(key))
         return values
 
 
@@ -166,18 +172,21 @@ class DataSpec(_Section):
 
 
 class SplitSpec(_Section):
-    """A named missing-rate split: rates (``mrABCD`` or per modality) with a seed, or a CSV.
+    """A named missing-rate split: rates (``mrABCD`` or per modality) with a seed, a CSV, or
+    one of the reference's splits shipped with the project.
 
     Attributes:
         missing_rates: ``mr2468`` (tenths for t1, t1ce, flair, t2) or a mapping
-            ``{flair: 0.6, t1ce: 0.4, t1: 0.2, t2: 0.8}``.
+            ``{flair: 0.6, t1ce: 0.4, t1: 0.2, t2: 0.8}``, drawn over ``train.txt``.
         seed: allocation seed (reference 1037).
-        csv: a split CSV in the reference format, used instead of ``missing_rates``.
+        csv: a split CSV in the reference format.
+        reference: a built-in reference split, e.g. ``brats2020-mr2468`` (the PASSION CSV).
     """
 
     missing_rates: str | dict[str, float] | None = None
     seed: int = Field(1037, ge=0)
     csv: AbsolutePath | None = None
+    reference: str | None = None
 
     @field_validator("missing_rates")
     @classmethod
@@ -191,10 +200,20 @@ class SplitSpec(_Section):
             raise _problem(str(error)) from None
         return text
 
+    @field_validator("reference")
+    @classmethod
+    def _known_reference(cls, name: str | None) -> str | None:
+        if name is not None and name not in reference_splits():
+            raise _problem(f"unknown reference split {name!r}{did_you_mean_or_valid(name, reference_splits())}")
+        return name
+
     @model_validator(mode="after")
     def _one_source(self) -> SplitSpec:
-        if (self.missing_rates is None) == (self.csv is None):
-            raise _problem("give exactly one of missing_rates (e.g. mr2468) and csv (a split file)")
+        if sum(source is not None for source in (self.missing_rates, self.csv, self.reference)) != 1:
+            raise _problem(
+                "give exactly one of missing_rates (e.g. mr2468), reference (e.g. brats2020-mr2468) "
+                "and csv (a split file)"
+            )
         return self
 
     def rates(self) -> dict[str, float]:
@@ -250,7 +269,7 @@ class Distribution(_Section):
         if self.type == "categorical":
             return list(self.choices or [])
         cast = int if self.type == "int" else float
-        return [cast(self.low), cast(self.high)]
+        return [cast(bound) for bound in (self.low, self.high) if bound is not None]  # both set: see _consistent
 
 
 class SearchSpec(_Section):
@@ -291,12 +310,15 @@ class EvalSpec(_Section):
 
     Attributes:
         cases: case list in the data folder.
+        hd95_percentile: ``pooled`` (both directed surface-distance sets, medpy, the
+            reference) or ``max_directed`` (the larger directed percentile, MONAI).
         hd95_convention: HD95 when exactly one mask is empty: ``reference`` (1.0) or
             ``max`` (373.13).
         overlap: sliding-window overlap.
     """
 
     cases: str = "test.txt"
+    hd95_percentile: Literal["pooled", "max_directed"] = "pooled"
     hd95_convention: Literal["reference", "max"] = "reference"
     overlap: float = Field(0.5, ge=0, lt=1)
 
@@ -360,13 +382,26 @@ class TrackingSpec(_Section):
     uri: str | None = None
     experiment: str | None = None
 
+    @field_validator("uri")
+    @classmethod
+    def _store(cls, uri: str | None) -> str | None:
+        if uri is not None and not uri.startswith(_TRACKING_SCHEMES):
+            raise _problem(
+                "expected sqlite:////abs/path/mlflow.db, http://host:port or a database URI "
+                f"(postgresql://...), got {uri!r}"
+            )
+        return uri
+
 
 class SweepSpec(_Section):
     """A whole experiment: the grid of cells, the search in each, and where it all goes.
 
-    ``model``, ``train`` and ``passion`` hold run-config keys (see
+    ``model``, ``train``, ``passion`` and the methods' coefficient sections
+    (``moddrop``, ``pmr``, ``ogm_ge``, ``mmpareto``) hold run-config keys (see
     :class:`~trainables.config.RunConfig`); after loading they are complete (defaults
-    filled in), as are ``data.phantom.cache`` and ``tracking``.
+    filled in), as are ``data.phantom.cache`` and ``tracking``. ``grid.method`` lists
+    the training methods (``docs/methods.md``); a method's fixed ``passion`` keys win
+    over the ``passion`` section in its cells.
     """
 
     name: str
@@ -377,6 +412,10 @@ class SweepSpec(_Section):
     model: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     train: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     passion: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    moddrop: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    pmr: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    ogm_ge: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    mmpareto: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     eval: EvalSpec = EvalSpec()
     resources: ResourcesSpec = ResourcesSpec()
     ray: RaySpec = RaySpec()
@@ -397,7 +436,7 @@ class SweepSpec(_Section):
                 raise _problem(f"a split name must be letters, digits, '_', '.' or '-', got {name!r}", key=name)
         return splits
 
-    @field_validator("model", "train", "passion")
+    @field_validator("model", "train", "passion", *BALANCING_SECTIONS)
     @classmethod
     def _run_config_section(cls, values: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         section = str(info.field_name)
@@ -433,13 +472,13 @@ class SweepSpec(_Section):
         known = built_in_names()
         for backbone in self.grid.get("backbone", [_DEFAULT_BACKBONE]):
             if backbone not in known:
-                raise _problem(f"grid.backbone: unknown backbone {backbone!r}{_closest(str(backbone), known)}")
+                raise _problem(f"grid.backbone: unknown backbone {backbone!r}{did_you_mean_or_valid(str(backbone), known)}")
         for method in self.grid.get("method", []):
-            if method not in METHODS:
-                raise _problem(f"grid.method: unknown method {method!r}{_closest(str(method), METHODS)}")
+            if method not in method_names():
+                raise _problem(f"grid.method: unknown method {method!r}{did_you_mean_or_valid(str(method), method_names())}")
         for split in self.grid.get("split", []):
             if split not in self.splits:
-                hint = _closest(str(split), self.splits) if self.splits else "; no split is defined"
+                hint = did_you_mean_or_valid(str(split), self.splits) if self.splits else "; no split is defined"
                 raise _problem(f"grid.split: split {split!r} is not defined under splits{hint}")
 
     def _check_search(self) -> None:
@@ -447,9 +486,16 @@ class SweepSpec(_Section):
             _check_config_key(key, "search.space", shortcuts=False)
             if key in self.grid:
                 raise _problem(f"search.space.{key}: {key} is also a grid key; a key is either listed or searched")
+        methods = [str(method) for method in self.grid.get("method", ["passion"])]
+        for key in self.search.space:
+            if not any(method_info(method).uses(key) for method in methods):
+                raise _problem(
+                    f"search.space.{key}: no method of the grid uses it ({', '.join(methods)}): "
+                    "add the method that reads it to grid.method, or leave the key out"
+                )
         for key, values in self.search.apply_to.items():
             if key not in self.grid:
-                raise _problem(f"search.apply_to.{key}: not a grid key{_closest(key, self.grid)}")
+                raise _problem(f"search.apply_to.{key}: not a grid key{did_you_mean_or_valid(key, self.grid)}")
             for value in values:
                 if value not in self.grid[key]:
                     raise _problem(f"search.apply_to.{key}: {value!r} is not one of grid.{key} {self.grid[key]}")
@@ -496,8 +542,9 @@ class SweepSpec(_Section):
 
         Args:
             values: grid keys (shortcuts or ``section.key``) and searched keys to their
-                values; ``method`` switches PASSION on or off, ``split`` is ignored
-                here (pass the split's CSV in ``data``).
+                values; ``method`` names the method (its fixed ``passion`` keys win
+                over the ``passion`` section), ``split`` is ignored here (pass the
+                split's CSV in ``data``).
             data: the ``data`` section (root, split, lists) of the run config.
 
         Raises:
@@ -508,13 +555,15 @@ class SweepSpec(_Section):
             **{section: dict(getattr(self, section)) for section in _TUNABLE_SECTIONS},
         }
         for key, value in values.items():
-            if key == "split":
-                continue
-            if key == "method":
-                sections["passion"]["enabled"] = METHODS[str(value)]
+            if key in ("split", "method"):
                 continue
             section, _, name = GRID_SHORTCUTS.get(key, key).partition(".")
             sections[section][name] = value
+        if "method" in values:
+            # The method's fixed keys are left out, so that it sets them whatever the other values say.
+            sections["method"] = {"name": values["method"]}
+            for fixed in method_info(str(values["method"])).passion:
+                sections["passion"].pop(fixed, None)
         return RunConfig.from_dict(sections)
 
     def to_dict(self) -> dict[str, Any]:
@@ -534,7 +583,7 @@ def _check_config_key(key: str, where: str, *, shortcuts: bool = True) -> None:
         return
     if key in _RESERVED_KEYS:
         raise _problem(f"{where}.{key}: use {_RESERVED_KEYS[key]} instead")
-    raise _problem(f"{where}.{key}: unknown key{_closest(key, valid)}")
+    raise _problem(f"{where}.{key}: unknown key{did_you_mean_or_valid(key, valid)}")
 
 
 def _tunable_keys() -> list[str]:
@@ -554,13 +603,13 @@ def _with_defaults(spec: SweepSpec) -> SweepSpec:
     grid = spec.grid if "split" in spec.grid or not spec.splits else {**spec.grid, "split": list(spec.splits)}
     tracking = spec.tracking.model_copy(
         update={
-            "uri": spec.tracking.uri or f"sqlite:///{storage / 'mlflow.db'}",
+            "uri": spec.tracking.uri or default_store_uri(storage),
             "experiment": spec.tracking.experiment or spec.name,
         }
     )
     data = spec.data
     if data.phantom is not None and data.phantom.cache is None:
-        data = data.model_copy(update={"phantom": data.phantom.model_copy(update={"cache": storage / "phantom"})})
+        data = data.model_copy(update={"phantom": data.phantom.model_copy(update={"cache": storage / PHANTOM_DIR})})
     return spec.model_copy(update={"tracking": tracking, "data": data, "grid": grid})
 
 
@@ -579,7 +628,7 @@ def _format_error(error: Mapping[str, Any]) -> str:
     message = str(error["msg"]).replace("Input should be", "expected")
     if error["type"] == "literal_error":
         options = re.findall(r"'([^']*)'", str(context.get("expected", "")))
-        message += _closest(str(error["input"]), options) if options else ""
+        message += did_you_mean_or_valid(str(error["input"]), options) if options else ""
     return f"{path}: {message}, got {error['input']!r}"
 
 
@@ -631,10 +680,7 @@ def apply_overrides(values: dict[str, Any], assignments: Sequence[str]) -> dict[
         ConfigError: for an assignment without ``=``, an empty key path or a value that is not valid YAML.
     """
     for assignment in assignments:
-        path, separator, raw = assignment.partition("=")
-        if not separator or not path.strip() or any(not part for part in path.strip().split(".")):
-            raise ConfigError(f"--set {assignment!r}: expected key.path=value, e.g. --set train.epochs=5")
-        _set_key(values, path.strip(), load_yaml(raw, source=f"--set {assignment}") if raw.strip() else None)
+        _set_key(values, *parse_override(assignment))
     return values
 
 
@@ -671,7 +717,10 @@ def readiness_problems(spec: SweepSpec) -> list[str]:
     problems = []
     if spec.data.path is not None:
         if not spec.data.path.is_dir():
-            problems.append(f"data.path: {spec.data.path} does not exist; prepare it with passion-sweep data prepare")
+            problems.append(
+                f"data.path: {spec.data.path} does not exist; point it at RFNet's download or prepare it with "
+                "passion-sweep data prepare"
+            )
         else:
             lists = [spec.data.train_list, spec.eval.cases, spec.data.val_list]
             problems += [
@@ -679,12 +728,55 @@ def readiness_problems(spec: SweepSpec) -> list[str]:
                 for name in lists
                 if name is not None and not (spec.data.path / name).is_file()
             ]
+    train_list = spec.data.path / spec.data.train_list if spec.data.path is not None else None
+    if train_list is not None and train_list.is_file():
+        train = set(train_list.read_text(encoding="utf-8").split())
+        problems += [
+            f"splits.{name}.reference: {split.reference} covers other cases than {train_list}; "
+            f"write the reference lists with passion-sweep data split {spec.data.path} --reference "
+            f"{reference_splits()[split.reference].dataset}"
+            for name, split in spec.splits.items()
+            if split.reference is not None and set(reference_splits()[split.reference].load().names) != train
+        ]
     problems += [
         f"splits.{name}.csv: {split.csv} does not exist"
         for name, split in spec.splits.items()
         if split.csv is not None and not split.csv.is_file()
     ]
     return problems
+
+
+def _availability(split: MissingRateSplit, *, identify: bool = True) -> str:
+    reference = identify_reference_split(split) if identify else None
+    counts = ", ".join(f"{modality} {count}" for modality, count in split.modality_counts().items())
+    return f"{len(split.names)} cases; available {counts}" + (f" (= reference {reference})" if reference else "")
+
+
+def _split_summary(spec: SweepSpec, split: SplitSpec) -> str:
+    if split.reference is not None:
+        builtin = reference_splits()[split.reference]
+        cases = "the reference's train.txt" if builtin.dataset == "brats2020" else f"the {builtin.dataset} train list"
+        return f"reference {split.reference} over {cases}, {_availability(builtin.load(), identify=False)}"
+    if split.csv is not None:
+        return f"{split.csv}, {_availability(read_split_csv(split.csv))}" if split.csv.is_file() else f"{split.csv}"
+    drawn = f"rates {split.missing_rates}, seed {split.seed}"
+    train_list = spec.data.path / spec.data.train_list if spec.data.path is not None else None
+    if train_list is None or not train_list.is_file():
+        return f"{drawn}, drawn over the training list when the sweep starts"
+    split_now = allocate_missing_modalities(read_case_list(train_list), split.rates(), seed=split.seed)
+    return f"{drawn} over {train_list}, {_availability(split_now)}"
+
+
+def describe_splits(spec: SweepSpec) -> list[str]:
+    """One line per split of the grid: where its cases come from and how many have each
+    modality, and whether it is one of the reference's. Reads the data only where it exists."""
+    lines = []
+    for name in dict.fromkeys(spec.grid.get("split", [])):
+        try:
+            lines.append(f"split {name}: {_split_summary(spec, spec.splits[str(name)])}")
+        except DataError as error:
+            lines.append(f"split {name}: {error}")
+    return lines
 
 
 def check_ready(spec: SweepSpec) -> None:

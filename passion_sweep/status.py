@@ -14,10 +14,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from passion_sweep.run_store import TrialRun, trial_runs
-from passion_sweep.search_space import GridCell, grid_cells, total_trials
-from passion_sweep.spec import SPEC_FILE, SweepSpec, load_spec, locate_sweep, readiness_problems
-from passion_sweep.tracking import OBJECTIVE, SweepIdentity, mlflow_hint
+from passion_sweep.console import format_duration
+from passion_sweep.run_store import TrialRun, find_experiment, has_parent_run, trial_runs
+from passion_sweep.search_space import GridCell, cell_space, grid_cells, total_trials
+from passion_sweep.spec import SPEC_FILE, SweepSpec, describe_splits, load_spec, locate_sweep, readiness_problems
+from passion_sweep.tracking import OBJECTIVE, SweepIdentity, mlflow_hint, runs_view
 
 __all__ = [
     "STATES",
@@ -66,6 +67,7 @@ class SweepStatus:
         directory: sweep folder.
         sweep_id: its id (MLflow tag ``sweep.id``).
         tracking_uri: MLflow tracking URI.
+        experiment_id: the MLflow experiment's id; ``None`` before the sweep created it.
         metric: the objective's metric and ``mode``.
         mode: ``max`` or ``min``.
         counts: trials per state (``pending``, ``running``, ``done``, ``stopped``, ``failed``).
@@ -73,12 +75,15 @@ class SweepStatus:
         elapsed: time since the sweep started (until its last trial ended, once all did).
         remaining: estimate of the time left; ``None`` before any trial finished.
         cells: one summary per grid cell.
+        started: whether the sweep's tracking began (a driver stopped before that leaves
+            a folder that only ``resume`` starts).
     """
 
     name: str
     directory: Path
     sweep_id: str
     tracking_uri: str
+    experiment_id: str | None
     metric: str
     mode: str
     counts: dict[str, int]
@@ -86,6 +91,7 @@ class SweepStatus:
     elapsed: timedelta
     remaining: timedelta | None
     cells: tuple[CellSummary, ...]
+    started: bool = True
 
 
 def _summarize_cell(spec: SweepSpec, cell: GridCell, runs: Sequence[TrialRun]) -> CellSummary:
@@ -95,7 +101,7 @@ def _summarize_cell(spec: SweepSpec, cell: GridCell, runs: Sequence[TrialRun]) -
         return CellSummary(cell.values, cell.trials, ended)
     sign = 1 if spec.search.mode == "max" else -1
     best = max(scored, key=lambda run: sign * run.metrics[OBJECTIVE])
-    params = tuple((key, _short(best.params.get(key, "?"))) for key in spec.search.space) if cell.searched else ()
+    params = tuple((key, _short(best.params.get(key, "?"))) for key in cell_space(spec, cell))
     return CellSummary(
         cell.values, cell.trials, ended, best.trial_id, best.metrics[OBJECTIVE], best.metrics.get(_TEST_METRIC), params
     )
@@ -130,12 +136,11 @@ def sweep_status(target: str | Path) -> SweepStatus:
     spec = load_spec(directory / SPEC_FILE)
     identity = SweepIdentity.load(directory)
     cells = grid_cells(spec)
-    runs = trial_runs(
-        str(spec.tracking.uri), str(spec.tracking.experiment), identity.sweep_id, (OBJECTIVE, _TEST_METRIC)
-    )
+    uri, experiment = str(spec.tracking.uri), str(spec.tracking.experiment)
+    runs = trial_runs(uri, experiment, identity.sweep_id, (OBJECTIVE, _TEST_METRIC))
     now = datetime.now(timezone.utc)
     total = total_trials(cells)
-    counts = {state: 0 for state in ("pending", *STATES.values())}
+    counts = dict.fromkeys(("pending", *STATES.values()), 0)
     for run in runs:
         counts[STATES.get(run.status, "running")] += 1
     counts["pending"] = max(total - len(runs), 0)
@@ -148,7 +153,8 @@ def sweep_status(target: str | Path) -> SweepStatus:
         name=spec.name,
         directory=directory,
         sweep_id=identity.sweep_id,
-        tracking_uri=str(spec.tracking.uri),
+        tracking_uri=uri,
+        experiment_id=find_experiment(uri, experiment),
         metric=spec.search.metric,
         mode=spec.search.mode,
         counts=counts,
@@ -156,15 +162,12 @@ def sweep_status(target: str | Path) -> SweepStatus:
         elapsed=elapsed,
         remaining=timedelta(0) if finished else estimate_remaining(runs, counts["pending"], slots, now),
         cells=tuple(_summarize_cell(spec, cell, [run for run in runs if run.cell == cell.label]) for cell in cells),
+        started=bool(runs) or has_parent_run(uri, experiment, identity.sweep_id),
     )
 
 
 def _duration(value: timedelta | None) -> str:
-    if value is None:
-        return "unknown (no trial finished yet)"
-    minutes, seconds = divmod(int(value.total_seconds()), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}"
+    return "unknown (no trial finished yet)" if value is None else format_duration(value.total_seconds())
 
 
 def _number(value: float | None) -> str:
@@ -205,10 +208,19 @@ def format_status(status: SweepStatus) -> str:
     return "\n".join(
         [
             f"sweep {status.name} ({status.sweep_id}) in {status.directory}",
+            *(
+                []
+                if status.started
+                else [
+                    "never started: its driver stopped before tracking began; "
+                    f"`passion-sweep resume {status.directory}` starts it, or remove the folder"
+                ]
+            ),
             f"trials: {counts} of {status.total}",
             f"elapsed {_duration(status.elapsed)}, left {_duration(status.remaining)}",
             *_table(header, rows),
             f"MLflow: {mlflow_hint(status.tracking_uri)}",
+            *([f"runs view: {runs_view(status.tracking_uri, status.experiment_id)}"] if status.experiment_id else []),
         ]
     )
 
@@ -218,13 +230,12 @@ def describe_plan(spec: SweepSpec) -> str:
     and what would stop it from starting here."""
     cells = grid_cells(spec)
     keys = list(spec.grid)
-    searched = ", ".join(spec.search.space)
     rows = [
         (
             str(cell.index),
             *(str(cell.values[key]) for key in keys),
             str(cell.trials),
-            searched if cell.searched else "-",
+            ", ".join(cell_space(spec, cell)) or "-",
         )
         for cell in cells
     ]
@@ -249,6 +260,7 @@ def describe_plan(spec: SweepSpec) -> str:
             f"resources: {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU per trial; "
             f"trials at a time: {concurrency}; retries per trial: {spec.ray.max_failures}",
             f"data: {data}",
+            *describe_splits(spec),
             f"results: {spec.sweep_dir}",
             f"MLflow: {spec.tracking.uri}, experiment {spec.tracking.experiment} "
             f"({mlflow_hint(str(spec.tracking.uri))})",

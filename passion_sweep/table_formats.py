@@ -87,10 +87,11 @@ def _layout(table: ComparisonTable) -> tuple[list[_Group], list[_Row]]:
 
 def _caption(table: ComparisonTable) -> str:
     better = "lowest" if table.lower_is_better else "highest"
-    return (
+    caption = (
         f"{_UNITS[table.metric]} per available-modality subset: mean ± std over seeds; "
         f"{better} of each row and region in bold."
     )
+    return f"{caption} {table.definition}." if table.definition else caption
 
 
 def _markdown(table: ComparisonTable) -> str:
@@ -220,7 +221,8 @@ def _csv(table: ComparisonTable) -> str:
         frame[f"{label} {region}"] = table.deltas[(label, region)]
     text = frame.to_csv(float_format="%.6g", lineterminator="\n")
     # Footnotes as comment lines: pandas reads them back with read_csv(..., comment="#").
-    return text + "".join(f"# {note}\n" for note in table.footnotes)
+    notes = (table.definition, *table.footnotes) if table.definition else table.footnotes
+    return text + "".join(f"# {note}\n" for note in notes)
 
 
 _RENDERERS: dict[str, Callable[[ComparisonTable], str]] = {"md": _markdown, "csv": _csv, "latex": _latex, "html": _html}

@@ -19,6 +19,7 @@ import pandas as pd
 from passion_sweep.errors import ConfigError
 from passion_sweep.results import TrialResults
 from trainables.errors import did_you_mean
+from trainables.evaluation.conventions import HD95Convention, HD95Percentile, hd95_definition
 from trainables.modalities import REGIONS, SUBSET_MASKS, subset_name
 
 __all__ = [
@@ -77,6 +78,8 @@ class ComparisonTable:
             label, region)``; no columns unless asked for.
         footnotes: one line per marked configuration, then notes on trial selection.
         precision: decimals printed.
+        definition: how the values were computed, for HD95 tables (which HD95 definition
+            the runs recorded); empty for Dice.
     """
 
     metric: str
@@ -87,6 +90,7 @@ class ComparisonTable:
     deltas: pd.DataFrame
     footnotes: tuple[str, ...]
     precision: int = 2
+    definition: str = ""
 
     @property
     def lower_is_better(self) -> bool:
@@ -139,6 +143,37 @@ def _outcomes(runs: pd.DataFrame, metric_columns: list[str]) -> pd.Series:
     return outcome.where(~((runs["status"] == "FINISHED") & has_results), "DONE")
 
 
+# The tags a trial's run gets with its test results (see tracking.log_test_results).
+_HD95_TAGS = ("eval.hd95_percentile", "eval.hd95_convention")
+# What runs logged before the definition was recorded computed (MONAI's HD95, 1.0 for one empty mask).
+_UNRECORDED_HD95: tuple[HD95Percentile, HD95Convention] = ("max_directed", "reference")
+
+
+def _hd95_definition(chosen: pd.DataFrame) -> str:
+    """The HD95 definition of the tabulated runs, as one line.
+
+    Raises:
+        ConfigError: if the runs computed HD95 in different ways.
+    """
+    tags = chosen.reindex(columns=list(_HD95_TAGS)).astype("string").fillna("unrecorded")
+    for key in _HD95_TAGS:
+        values = sorted(tags[key].unique())
+        if len(values) > 1:
+            known = [value for value in values if value != "unrecorded"]
+            raise ConfigError(
+                f"the selected runs computed HD95 differently ({key}: {', '.join(values)}): "
+                f"select one with --filter {key}={known[0]}"
+            )
+    if chosen.empty:
+        return ""
+    percentile, convention = tags.iloc[0]
+    if percentile == "unrecorded":
+        return "HD95 definition not recorded: runs logged before passion-sweep recorded it computed " + hd95_definition(
+            *_UNRECORDED_HD95
+        )
+    return hd95_definition(percentile, convention)
+
+
 def _pick_per_seed(done: pd.DataFrame, modes: Mapping[str, str]) -> tuple[pd.DataFrame, int]:
     """One run per configuration and seed: the best validation objective of its sweep's mode.
 
@@ -189,23 +224,31 @@ def _best(
 def _deltas(
     stats: pd.DataFrame, configurations: Sequence[Configuration], columns: Sequence[str], regions: Sequence[str]
 ) -> pd.DataFrame:
-    """PASSION minus baseline for each PASSION configuration with a baseline twin."""
+    """Method minus baseline for each configuration of another method that has a baseline twin
+    (the same other column values). Labels name the other values, and the method when
+    several methods are compared (``Δ rfnet / pmr``)."""
     if "method" not in columns:
-        raise ConfigError("--delta compares PASSION with the baseline: add method to --columns")
+        raise ConfigError("--delta compares every method with the baseline: add method to --columns")
     by_values = {tuple(sorted(config.values.items())): config for config in configurations}
-    deltas: dict[tuple[str, str], pd.Series] = {}
+    pairs = []
     for config in configurations:
-        if config.values["method"] != "passion":
+        if config.values["method"] == "baseline":
             continue
         twin = by_values.get(tuple(sorted({**config.values, "method": "baseline"}.items())))
-        if twin is None:
-            continue
-        others = [config.values[key] for key in columns if key != "method"]
-        label = "Δ " + (" / ".join(others) if others else "PASSION")
+        if twin is not None:
+            pairs.append((config, twin))
+    several = len({config.values["method"] for config, _ in pairs}) > 1
+    deltas: dict[tuple[str, str], pd.Series] = {}
+    for config, twin in pairs:
+        method = str(config.values["method"])
+        named = [str(config.values[key]) for key in columns if key != "method"] + ([method] if several else [])
+        label = "Δ " + (" / ".join(named) if named else ("PASSION" if method == "passion" else method))
         for region in regions:
             deltas[(label, region)] = stats[(config.label, region, "mean")] - stats[(twin.label, region, "mean")]
     if not deltas:
-        raise ConfigError("--delta needs PASSION and baseline runs of the same other column values; none are selected")
+        raise ConfigError(
+            "--delta needs runs of a method and of the baseline with the same other column values; none are selected"
+        )
     return pd.DataFrame(deltas)
 
 
@@ -256,12 +299,14 @@ def build_comparison_table(
         regions: regions of each column group.
         columns: tag or param names whose values make the column groups; default the
             grid keys that vary among the runs, seed excepted (else backbone and method).
-        delta: add PASSION-minus-baseline columns (``method`` must be a column).
+        delta: add method-minus-baseline columns for every method with baseline runs
+            (``method`` must be a column).
         precision: decimals printed, also the precision at which ties for best are decided.
 
     Raises:
         ConfigError: for an unknown metric, region or column, for runs that differ in a
-            grid key the columns do not separate, or for ``delta`` without pairs.
+            grid key the columns do not separate or (HD95) in the HD95 definition, or for
+            ``delta`` without pairs.
     """
     runs = results.runs
     regions = tuple(regions)
@@ -291,4 +336,7 @@ def build_comparison_table(
     deltas = _deltas(stats, configurations, columns, regions) if delta else pd.DataFrame(index=stats.index)
     search_metrics = {plan.search_metric for plan in results.plans.values()}
     configurations, notes = _footnotes(runs, configurations, chosen_from, search_metrics)
-    return ComparisonTable(metric, regions, tuple(configurations), stats, best, deltas, tuple(notes), precision)
+    definition = _hd95_definition(chosen) if metric == "hd95" else ""
+    return ComparisonTable(
+        metric, regions, tuple(configurations), stats, best, deltas, tuple(notes), precision, definition
+    )

@@ -8,19 +8,24 @@ epoch trained again after a failure adds its values at the same step.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from passion_sweep.layout import IDENTITY_FILE, artifacts_beside, sqlite_path
 from trainables.config import RunConfig
+from trainables.errors import DataError
+from trainables.methods.registry import BALANCING_SECTIONS, method_info
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -44,10 +49,10 @@ __all__ = [
     "delete_runs_except",
     "metric_name",
     "mlflow_hint",
+    "runs_view",
     "flatten_config",
 ]
 
-IDENTITY_FILE = "sweep.json"
 TAG_SWEEP = "sweep.id"
 TAG_SPEC_HASH = "spec.hash"
 TAG_TRIAL = "ray.trial_id"
@@ -59,6 +64,7 @@ TAG_SEARCH_MODE = "plan.search_mode"
 OBJECTIVE = "objective"
 _TAG_PLAN_CELL = "plan.cell."  # one tag per grid cell: a single tag would outgrow MLflow's value limit
 TAG_PARENT = "mlflow.parentRunId"
+_LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 _INVALID_METRIC_CHARACTERS = re.compile(r"[^A-Za-z0-9_\-. :/]")
 _BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch
 
@@ -89,8 +95,17 @@ class SweepIdentity:
 
     @classmethod
     def load(cls, folder: Path) -> SweepIdentity:
-        """Read ``folder/sweep.json``."""
-        return cls(**json.loads((Path(folder) / IDENTITY_FILE).read_text()))
+        """Read ``folder/sweep.json``.
+
+        Raises:
+            DataError: if the file is missing, unreadable or not a sweep identity.
+        """
+        path = Path(folder) / IDENTITY_FILE
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not the JSON a sweep writes"
+            raise DataError(f"cannot read the sweep's identity {path}: {reason}") from None
 
 
 @dataclass(frozen=True)
@@ -135,12 +150,31 @@ class SweepPlan:
         return cls(cells, tags.get(TAG_SEARCH_METRIC, ""), tags[TAG_SEARCH_MODE])
 
 
+@contextmanager
+def _sqlite_creation_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock beside a sqlite store (``mlflow.db.lock``): MLflow creates and
+    migrates the schema when a client first opens the file, and two processes doing so at
+    once fail. Other stores need no lock."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(uri.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f"{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @lru_cache(maxsize=4)
 def _client(uri: str) -> MlflowClient:
     # MLflow is imported on first use (2 s): reading tables from a sqlite store never needs it.
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    with _sqlite_creation_lock(uri):
+        return MlflowClient(tracking_uri=uri)  # opens the store: creates its schema, under the lock
 
 
 def metric_name(name: str) -> str:
@@ -153,18 +187,29 @@ def mlflow_hint(uri: str) -> str:
     return f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite:") else uri
 
 
+def runs_view(uri: str, experiment_id: str) -> str:
+    """The address of an experiment's runs view in the MLflow UI serving ``uri`` (for a local
+    store: ``mlflow ui`` at its default address)."""
+    server = uri.rstrip("/") if uri.startswith(("http://", "https://")) else _LOCAL_UI
+    return f"{server}/#/experiments/{experiment_id}/runs"
+
+
 def flatten_config(config: RunConfig) -> dict[str, str]:
-    """``section.key`` to the value as text: the params of a trial's run."""
+    """``section.key`` to the value as text: the params of a trial's run (of the methods'
+    coefficient sections, only its own method's)."""
+    own = method_info(config.method.name).section
     return {
-        f"{section}.{key}": str(value) for section, values in config.to_dict().items() for key, value in values.items()
+        f"{section}.{key}": str(value)
+        for section, values in config.to_dict().items()
+        if section not in BALANCING_SECTIONS or section == own
+        for key, value in values.items()
     }
 
 
 def _artifact_location(uri: str, experiment: str) -> str | None:
     """Artifacts beside a sqlite store (absolute), else where the tracking server puts them."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / experiment).as_uri()
+    store = sqlite_path(uri)
+    return None if store is None else (artifacts_beside(store) / experiment).as_uri()
 
 
 def _find_runs(client: MlflowClient, experiment_id: str, tags: Mapping[str, str]) -> list[Any]:
@@ -283,15 +328,26 @@ def log_metrics(tracking: SweepTracking, run_id: str, metrics: Mapping[str, floa
         client.log_batch(run_id, metrics=batch[start : start + _BATCH])
 
 
+def last_logged_step(tracking: SweepTracking, run_id: str, key: str = "lr") -> int:
+    """The last step (epoch) at which ``key`` was logged to the run, 0 if none.
+
+    A restarted trial trains again the epochs after its last checkpoint; those it had
+    logged before it stopped are not logged twice (training is deterministic: same values)."""
+    history = _client(tracking.uri).get_metric_history(run_id, metric_name(key))
+    return max((point.step for point in history), default=0)
+
+
 def log_test_results(
     tracking: SweepTracking, run_id: str, summary: Mapping[str, Any], *, step: int, artifacts: Iterable[Path]
 ) -> None:
-    """Log the final evaluation: ``test/<dice|hd95>/<subset|mean>/<region>`` and files.
+    """Log the final evaluation: ``test/<dice|hd95>/<subset|mean>/<region>`` metrics, the
+    settings that produced them as ``eval.<key>`` tags (the HD95 definition), and files.
 
     Args:
         tracking: the sweep's tracking.
         run_id: the trial's run.
-        summary: ``{"dice": {SUBSET: {REGION: v}}, "hd95": {...}, "mean": {"dice": {...}, "hd95": {...}}}``.
+        summary: ``{"dice": {SUBSET: {REGION: v}}, "hd95": {...}, "mean": {"dice": {...}, "hd95": {...}},
+            "eval": {KEY: value}}``.
         step: the step of these metrics (the last epoch).
         artifacts: files to attach (per-case CSV, resolved config).
     """
@@ -302,7 +358,10 @@ def log_test_results(
         for region, value in regions.items()
     }
     log_metrics(tracking, run_id, metrics, step=step)
+    from mlflow.entities import RunTag
+
     client = _client(tracking.uri)
+    client.log_batch(run_id, tags=[RunTag(f"eval.{key}", str(value)) for key, value in summary["eval"].items()])
     for path in artifacts:
         client.log_artifact(run_id, str(path))
 

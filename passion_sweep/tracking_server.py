@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from passion_sweep.layout import ARTIFACTS_DIR, artifacts_beside, sqlite_path, sqlite_uri
 from trainables.errors import ConfigError, PassionSweepError
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "is_loopback",
     "exposure_warning",
     "check_can_listen",
+    "is_healthy",
     "serve",
 ]
 
@@ -91,8 +93,9 @@ def backend_store_uri(store: str) -> str:
     Raises:
         ConfigError: for a ``file:`` store or an MLflow server URI (not a database).
     """
-    if store.startswith("sqlite:///"):
-        return f"sqlite:///{Path(store.removeprefix('sqlite:///')).expanduser().resolve()}"
+    path = sqlite_path(store)
+    if path is not None:
+        return sqlite_uri(path.expanduser().resolve())
     if store.startswith(("http://", "https://", "file:")):
         raise ConfigError(
             f"--backend-store-uri {store}: expected a sqlite file or database URI "
@@ -100,13 +103,12 @@ def backend_store_uri(store: str) -> str:
         )
     if _SCHEME.match(store):
         return store
-    return f"sqlite:///{Path(store).expanduser().resolve()}"
+    return sqlite_uri(Path(store).expanduser().resolve())
 
 
 def _default_artifacts(store_uri: str) -> str:
-    if store_uri.startswith("sqlite:///"):
-        return str(Path(store_uri.removeprefix("sqlite:///")).parent / "mlartifacts")
-    return str(Path("mlartifacts").resolve())
+    path = sqlite_path(store_uri)
+    return str(artifacts_beside(path) if path is not None else Path(ARTIFACTS_DIR).resolve())
 
 
 def server_command(settings: ServerSettings, *, python: str | None = None) -> list[str]:
@@ -213,10 +215,14 @@ def check_can_listen(host: str, port: int) -> None:
         raise ConfigError(f"--host {host} --port {port}: cannot listen there ({error.strerror})") from None
 
 
-def _healthy(url: str) -> bool:
+def is_healthy(url: str, *, timeout: float = 2.0, any_answer: bool = False) -> bool:
+    """Whether the MLflow server at ``url`` answers ``/health`` with 200, or with
+    ``any_answer`` at all (a proxy in front may ask for credentials first)."""
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout) as response:
             return response.status == 200
+    except urllib.error.HTTPError:
+        return any_answer
     except (urllib.error.URLError, OSError):
         return False
 
@@ -265,14 +271,15 @@ def serve(settings: ServerSettings, *, ready_timeout: float = 180.0) -> int:
     warning = exposure_warning(settings)
     if warning is not None:
         logger.warning(warning)
-    if settings.backend_store_uri.startswith("sqlite:///"):
-        Path(settings.backend_store_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    store = sqlite_path(settings.backend_store_uri)
+    if store is not None:
+        store.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     process = subprocess.Popen(server_command(settings), env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + ready_timeout
-        while not _healthy(settings.url):
+        while not is_healthy(settings.url):
             if process.poll() is not None:
                 raise PassionSweepError(
                     f"the MLflow server exited with status {process.returncode} at start (see its output above); "

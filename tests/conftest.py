@@ -15,6 +15,7 @@ import torch
 from tests.golden import draw_inputs, load_golden
 
 from trainables.data import (
+    PHANTOM_NORMALIZATION,
     parse_missing_rates,
     prepare_dataset,
     split_cases,
@@ -36,10 +37,10 @@ def phantom_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def prepared_phantom(phantom_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``phantom_raw`` prepared (48^3 volumes), split 4 / 1 / 1 into train / val / test,
+    """``phantom_raw`` prepared as the sweep's phantom (48^3 volumes, zero-background), split 4 / 1 / 1 into train / val / test,
     with the mr2468 missing-rate split of its training cases in ``mr2468.csv``."""
     out = tmp_path_factory.mktemp("prepared") / "data"
-    prepare_dataset(phantom_raw, out, progress=False)
+    prepare_dataset(phantom_raw, out, progress=False, normalization=PHANTOM_NORMALIZATION)
     split_cases(out)
     write_missing_rate_split(out, out / "mr2468.csv", rates=parse_missing_rates("mr2468"))
     return out

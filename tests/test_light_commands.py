@@ -42,17 +42,7 @@ def imported_by(*args: str) -> tuple[list[str], str]:
     return json.loads(last), "\n".join(output)
 
 
-# The HD95 choices of `evaluate` come from trainables.evaluation.metrics, which imports torch.
-_HEAVY_EVALUATE = pytest.mark.xfail(strict=True, reason="evaluate's HD95 choices import torch")
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        pytest.param(None, marks=_HEAVY_EVALUATE),
-        *(pytest.param(name, marks=_HEAVY_EVALUATE) if name == "evaluate" else name for name in _COMMANDS),
-    ],
-)
+@pytest.mark.parametrize("command", [None, *_COMMANDS])
 def test_help_is_light(command: str | None) -> None:
     heavy, output = imported_by(*([command] if command else []), "--help")
     assert "Usage: passion-sweep" in output

@@ -4,6 +4,7 @@
 in checkpoints) and rejects unknown keys with the closest valid name;
 ``RunConfig.with_overrides`` applies ``section.key=value`` strings from the CLI.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,16 +13,17 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainables.errors import ConfigError, did_you_mean
+from trainables.errors import ConfigError, did_you_mean_or_valid
+from trainables.methods.coefficients import MethodConfig, MMParetoConfig, ModDropConfig, OGMGEConfig, PMRConfig
+from trainables.methods.registry import BALANCING_SECTIONS, method_info, method_passion
 from trainables.modalities import MASK_TYPES
 from trainables.passion.config import PassionConfig
 from trainables.safe_yaml import load_yaml
 
-__all__ = ["SEED_LIMIT", "DataConfig", "ModelConfig", "TrainConfig", "RunConfig"]
+__all__ = ["SEED_LIMIT", "DataConfig", "ModelConfig", "TrainConfig", "RunConfig", "parse_override"]
 
 # Seeds go to numpy, which takes 0 <= seed < 2**32.
 SEED_LIMIT = 2**32
-
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -68,7 +70,11 @@ class TrainConfig:
             subset of it) or ``pdt`` (complete data, random subset at fusion).
         seed: seed of weights, sampling and augmentation.
         num_workers: data-loading worker processes.
-        augment: random rotation, intensity and flips.
+        augment: the reference's random rotation, intensity change and flips.
+        rotation_fill: image value where a rotation uncovers the patch's corners:
+            ``reference`` (-1, as the reference) or ``background`` (the case's
+            background value per channel; a fix of the reference, see
+            :class:`~trainables.data.augment.Augmentation`).
         val_every: validate every this many epochs (and after the last).
         device: ``auto`` (CUDA if present), ``cpu`` or ``cuda[:N]``.
         step_every_parameter: AdamW steps every parameter in every step, with a zero
@@ -90,6 +96,7 @@ class TrainConfig:
     seed: int = 1037
     num_workers: int = 2
     augment: bool = True
+    rotation_fill: str = "reference"
     val_every: int = 10
     device: str = "auto"
     step_every_parameter: bool = True
@@ -108,19 +115,43 @@ class TrainConfig:
             raise ConfigError(f"train.seed must be in [0, {SEED_LIMIT - 1}] (what numpy accepts), got {self.seed}")
         if self.num_workers < 0:
             raise ConfigError(f"train.num_workers must be >= 0, got {self.num_workers}")
+        # Imported here, not at the top: it pulls in numpy, and this module must stay light.
+        from trainables.data.augment import ROTATION_FILLS
+
+        if self.rotation_fill not in ROTATION_FILLS:
+            raise ConfigError(
+                f"train.rotation_fill must be one of {', '.join(ROTATION_FILLS)}, got {self.rotation_fill!r}"
+            )
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "passion": PassionConfig}
+_SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "passion": PassionConfig,
+    "method": MethodConfig,
+    **BALANCING_SECTIONS,
+}
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that defines one training run."""
+    """Everything that defines one training run.
+
+    ``method`` names the training method (``docs/methods.md``); it fixes some
+    ``passion`` keys (``enabled`` always) and may read one of the coefficient sections
+    ``moddrop``, ``pmr``, ``ogm_ge``, ``mmpareto``.
+    """
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     passion: PassionConfig = field(default_factory=PassionConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    moddrop: ModDropConfig = field(default_factory=ModDropConfig)
+    pmr: PMRConfig = field(default_factory=PMRConfig)
+    ogm_ge: OGMGEConfig = field(default_factory=OGMGEConfig)
+    mmpareto: MMParetoConfig = field(default_factory=MMParetoConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Nested plain-dict form (JSON-serialisable)."""
@@ -130,8 +161,14 @@ class RunConfig:
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
         """Build from the nested dict form; missing keys take their defaults.
 
+        The method's fixed ``passion`` keys are set (see
+        :func:`~trainables.methods.registry.method_passion`). Without a ``method``
+        section (configs written before methods existed), ``passion.enabled`` names it:
+        ``passion`` or ``baseline``.
+
         Raises:
-            ConfigError: on an unknown section or key, or a value of the wrong type.
+            ConfigError: on an unknown section, key or method, a value of the wrong
+                type, or a ``passion`` key that contradicts the method.
         """
         if not isinstance(values, dict):
             raise ConfigError(f"a run config must be a mapping of sections, got {type(values).__name__}")
@@ -139,37 +176,62 @@ class RunConfig:
         for section, section_values in values.items():
             section_type = _SECTIONS.get(section)
             if section_type is None:
-                raise ConfigError(f"unknown config section {section!r}{_suggest(section, _SECTIONS)}")
+                raise ConfigError(f"unknown config section {section!r}{did_you_mean_or_valid(section, _SECTIONS)}")
             sections[section] = _build_section(section, section_type, section_values or {})
+        passion = sections.get("passion", PassionConfig())
+        if "method" not in sections:
+            sections["method"] = MethodConfig("passion" if passion.enabled else "baseline")
+        given = values.get("passion") or {}
+        sections["passion"] = method_passion(sections["method"].name, passion, given)
         return cls(**sections)
 
     def with_overrides(self, assignments: typing.Iterable[str]) -> RunConfig:
         """Apply ``section.key=value`` assignments (values parsed as YAML scalars).
+
+        ``passion.enabled`` follows the method: set ``method.name`` instead. Switching
+        the method frees the ``passion`` keys the previous one fixed (back to defaults).
 
         Raises:
             ConfigError: on a malformed assignment, unknown key or invalid value.
         """
         values = self.to_dict()
         for assignment in assignments:
-            path, separator, raw = assignment.partition("=")
-            section, dot, key = path.strip().partition(".")
-            if not separator or not dot or not key:
-                raise ConfigError(f"override {assignment!r} must look like section.key=value, e.g. train.epochs=5")
+            path, value = parse_override(assignment)
+            section, _, key = path.partition(".")
+            if not key:
+                raise ConfigError(f"--set {assignment!r}: expected section.key=value, e.g. --set train.epochs=5")
             if section not in values:
-                raise ConfigError(f"unknown config section {section!r} in {assignment!r}{_suggest(section, _SECTIONS)}")
-            values[section][key] = _parse_scalar(raw)
+                raise ConfigError(f"unknown config section {section!r} in {assignment!r}{did_you_mean_or_valid(section, _SECTIONS)}")
+            if (section, key) == ("passion", "enabled"):
+                raise ConfigError(
+                    f"--set {assignment!r}: passion.enabled follows the method; set method.name=baseline or passion"
+                )
+            if (section, key) == ("method", "name"):
+                _free_fixed_keys(values, self.method.name)
+            values[section][key] = value
         return RunConfig.from_dict(values)
 
 
-def _parse_scalar(raw: str) -> Any:
-    """A command-line value as the project's YAML loader reads it (``2e-3`` is a float)."""
-    text = raw.strip()
-    return load_yaml(text, source=f"value {text!r}") if text else None
+def _free_fixed_keys(values: dict[str, dict[str, Any]], method: str) -> None:
+    """Reset the ``passion`` keys that ``method`` fixes to their defaults in ``values``."""
+    defaults = dataclasses.asdict(PassionConfig())
+    for key in method_info(method).passion:
+        values["passion"][key] = defaults[key]
 
 
-def _suggest(name: str, valid: typing.Iterable[str]) -> str:
-    valid = list(valid)
-    return did_you_mean(name, valid) or f"; valid: {', '.join(valid)}"
+def parse_override(assignment: str) -> tuple[str, Any]:
+    """Split a ``--set key.path=value`` override into its key path and its value, read as the
+    project's YAML loader reads it (``2e-3`` is a float; an empty value is null).
+
+    Raises:
+        ConfigError: without ``=``, with an empty key path or path part, or with a value
+            that is not valid YAML.
+    """
+    path, separator, raw = assignment.partition("=")
+    path, text = path.strip(), raw.strip()
+    if not separator or not path or any(not part for part in path.split(".")):
+        raise ConfigError(f"--set {assignment!r}: expected key.path=value, e.g. --set train.epochs=5")
+    return path, load_yaml(text, source=f"--set {assignment}") if text else None
 
 
 def _build_section(section: str, section_type: type, values: dict[str, Any]) -> Any:
@@ -179,7 +241,7 @@ def _build_section(section: str, section_type: type, values: dict[str, Any]) -> 
     converted = {}
     for key, value in values.items():
         if key not in hints:
-            raise ConfigError(f"unknown key {section}.{key}{_suggest(key, hints)}")
+            raise ConfigError(f"unknown key {section}.{key}{did_you_mean_or_valid(key, hints)}")
         converted[key] = _convert(f"{section}.{key}", hints[key], value)
     return section_type(**converted)
 

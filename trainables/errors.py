@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "did_you_mean",
+    "did_you_mean_or_valid",
     "PassionSweepError",
     "DataError",
     "ConfigError",
@@ -50,3 +51,9 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     same_letters = [option for option in known if option.lower() == str(name).lower()]
     close = same_letters or difflib.get_close_matches(str(name), known, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def did_you_mean_or_valid(name: str, valid: Iterable[str]) -> str:
+    """:func:`did_you_mean`, or ``; valid: a, b, ...`` when no valid name is close."""
+    valid = [str(option) for option in valid]
+    return did_you_mean(name, valid) or f"; valid: {', '.join(valid)}"

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from trainables.data import (
+    NORMALIZATIONS,
     REFERENCE_LISTS,
     REFERENCE_SEED,
     DatasetReport,
@@ -14,6 +15,7 @@ from trainables.data import (
     parse_missing_rates,
     prepare_dataset,
     reference_split,
+    reference_splits,
     split_cases,
     synthesize_dataset,
     write_missing_rate_split,
@@ -70,10 +72,19 @@ def synth(out: Path, cases: int, shape: tuple[int, ...], seed: int) -> None:
 @click.argument("out", type=_DIR)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Parallel processes.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar on stderr.")
-def prepare(src: Path, out: Path, workers: int, progress: bool) -> None:
-    """Preprocess the BraTS NIfTI folder SRC into arrays in OUT (vol/, seg/, manifest.csv)."""
-    rows = prepare_dataset(src, out, workers=workers, progress=progress)
-    click.echo(f"prepared {len(rows)} cases into {out}")
+@click.option(
+    "--normalization",
+    type=click.Choice(NORMALIZATIONS),
+    default="reference",
+    show_default=True,
+    help="reference: z-score every voxel of the crop with the brain's statistics (background -mean/std), as the "
+    "reference and RFNet's download; zero-background: the same, with 0 outside the brain (not the reference).",
+)
+def prepare(src: Path, out: Path, workers: int, progress: bool, normalization: str) -> None:
+    """Preprocess the BraTS NIfTI folder SRC into arrays in OUT as the reference does (vol/, seg/,
+    preprocessing.json, manifest.csv); BraTS20_Training_NNN folders get RFNet's HG_/LG_ names."""
+    rows = prepare_dataset(src, out, workers=workers, progress=progress, normalization=normalization)
+    click.echo(f"prepared {len(rows)} cases into {out} ({normalization} normalization)")
 
 
 @data.command()
@@ -127,6 +138,65 @@ def _list_sizes(lists: dict[str, list[str]]) -> str:
     return ", ".join(f"{subset} {len(names)}" for subset, names in lists.items())
 
 
+_BACKGROUND_TEXT = {
+    "reference": "-mean/std per modality, as the reference",
+    "zero": "0, not the reference's -mean/std (zero-background)",
+    "varies": "not constant at the corners",
+}
+
+
+def _preprocessing_rows(report: DatasetReport) -> list[tuple[str, str]]:
+    """What matters to a model: how the data were normalised and stored, next to the reference."""
+    recorded = report.preprocessing
+    rows = [
+        (
+            "preprocessing",
+            ", ".join(f"{key} {value}" for key, value in sorted(recorded.items()))
+            if recorded
+            else "not recorded (not written by `data prepare`, e.g. RFNet's download)",
+        )
+    ]
+    if report.backgrounds():
+        rows.append(
+            (
+                "background",
+                "; ".join(f"{_BACKGROUND_TEXT[kind]}: {n} cases" for kind, n in report.backgrounds().items()),
+            )
+        )
+    if report.dtypes():
+        rows.append(
+            (
+                "volume dtype",
+                "; ".join(
+                    f"{dtype}: {n} cases"
+                    + ("" if dtype == "float32" else " (the reference's is float32; read as float32)")
+                    for dtype, n in report.dtypes().items()
+                ),
+            )
+        )
+    return rows
+
+
+def _split_rows(report: DatasetReport) -> list[tuple[str, str]]:
+    """The split's availability per modality, next to the nominal rates, and whether it is the reference's."""
+    split = report.split
+    if split is None:
+        return []
+    cases = len(split.names)
+    nominal = report.nominal_rates
+    available = ", ".join(
+        f"{modality} {count} ({100 * count / cases:.1f}%"
+        + (f"; nominal {100 * (1 - nominal[modality]):.0f}%)" if nominal else ")")
+        for modality, count in split.modality_counts().items()
+    )
+    origin = (
+        f"the reference split {report.reference_split}"
+        if report.reference_split
+        else "not one of the reference's splits"
+    )
+    return [("split", f"{cases} cases, {origin}"), ("available", available)]
+
+
 def _summary_rows(report: DatasetReport) -> list[tuple[str, str]]:
     shapes = [case.shape for case in report.cases if case.shape]
     counts = [case.label_counts for case in report.cases if case.label_counts]
@@ -142,10 +212,7 @@ def _summary_rows(report: DatasetReport) -> list[tuple[str, str]]:
         rows.append(("label voxels", share))
     lists = ", ".join(f"{subset} {size}" for subset, size in report.case_lists.items()) or "none"
     rows.append(("case lists", lists))
-    if report.split is not None:
-        rows.append(
-            ("split", f"{len(report.split.names)} cases; available {_availability(report.split.modality_counts())}")
-        )
+    rows += _preprocessing_rows(report) + _split_rows(report)
     rows.append(("problems", str(len(report.problems))))
     return rows
 
@@ -153,10 +220,16 @@ def _summary_rows(report: DatasetReport) -> list[tuple[str, str]]:
 @data.command()
 @click.argument("data_dir", metavar="DIR", type=_DIR)
 @click.option(
-    "--split", "split_csv", type=click.Path(dir_okay=False, path_type=Path), help="Missing-rate split CSV to check too."
+    "--split",
+    "split_csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Missing-rate split to check too: a CSV file or a reference split such as brats2020-mr2468.",
 )
 def check(data_dir: Path, split_csv: Path | None) -> None:
-    """Check the prepared data set DIR (and a split CSV); exit 1 on any problem."""
+    """Check the data set DIR (prepared, or in the reference layout: indexed on first use) and a split;
+    exit 1 on any problem."""
+    if split_csv is not None and not split_csv.exists() and str(split_csv) in reference_splits():
+        split_csv = reference_splits()[str(split_csv)].path
     report = check_dataset(data_dir, split_csv=split_csv)
     rows = _summary_rows(report)
     width = max(len(key) for key, _ in rows)

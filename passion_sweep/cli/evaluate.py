@@ -1,4 +1,5 @@
 """``passion-sweep evaluate``: all 15 modality subsets of a checkpoint on whole test volumes."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,9 +9,13 @@ import pandas as pd
 
 from passion_sweep.cli.options import existing_dir, existing_file
 from trainables.data.layout import read_case_list
-from trainables.evaluation.evaluate import evaluate_model, write_evaluation
-from trainables.evaluation.metrics import HD95_CONVENTIONS
-from trainables.training import load_model, resolve_device
+from trainables.evaluation.conventions import (
+    HD95_CONVENTIONS,
+    HD95_PERCENTILES,
+    HD95Convention,
+    HD95Percentile,
+    hd95_definition,
+)
 
 __all__ = ["evaluate"]
 
@@ -27,6 +32,14 @@ _DEVICES = ("auto", "cpu", "cuda")
     type=click.Path(file_okay=False, resolve_path=True, path_type=Path),
     required=True,
     help="Folder for per_case.csv and summary.json.",
+)
+@click.option(
+    "--hd95-percentile",
+    type=click.Choice(HD95_PERCENTILES),
+    default="pooled",
+    show_default=True,
+    help="HD95 from both directed surface distances pooled (medpy, reference) "
+    "or the larger directed 95th percentile (MONAI).",
 )
 @click.option(
     "--hd95-convention",
@@ -48,15 +61,21 @@ def evaluate(
     data_dir: str,
     cases_file: str,
     out_dir: Path,
-    hd95_convention: str,
+    hd95_percentile: HD95Percentile,  # click.Choice admits only these values
+    hd95_convention: HD95Convention,
     device: str,
     overlap: float,
 ) -> None:
     """Evaluate CHECKPOINT on whole volumes for all 15 modality subsets.
 
     Writes OUT/per_case.csv (Dice and HD95 of WT, TC, ET, ETpp per case and subset)
-    and OUT/summary.json (means per subset and over subsets), and prints the means.
+    and OUT/summary.json (means per subset and over subsets, and the HD95 definition),
+    and prints the means.
     """
+    # Imported here: they pull in torch, which `evaluate --help` does not need.
+    from trainables.evaluation.evaluate import evaluate_model, write_evaluation
+    from trainables.training import load_model, resolve_device
+
     resolved = resolve_device(device)
     model, config = load_model(Path(checkpoint), resolved)
     result = evaluate_model(
@@ -65,6 +84,7 @@ def evaluate(
         read_case_list(Path(cases_file)),
         patch_size=config["model"]["patch_size"],
         overlap=overlap,
+        hd95_percentile=hd95_percentile,
         hd95_convention=hd95_convention,
         device=resolved,
     )
@@ -72,4 +92,5 @@ def evaluate(
     table = pd.DataFrame(result.summary["mean"]).T
     click.echo(f"mean over the 15 subsets, {result.per_case['case'].nunique()} cases:")
     click.echo(table.to_string(float_format="{:.4f}".format))
+    click.echo(hd95_definition(hd95_percentile, hd95_convention))
     click.echo(f"wrote {out_dir}")

@@ -10,6 +10,7 @@ themselves into groups of their own. Nothing else on the machine is touched (nev
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -94,10 +95,8 @@ class RayNode:
     def kill(self) -> None:
         """Kill every process of the node at once (SIGKILL), like a machine that is lost."""
         for pid in self.tree():
-            try:
+            with contextlib.suppress(ProcessLookupError):  # ended already
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.process.wait()
 
 

@@ -57,7 +57,7 @@ def test_plan_pins_a_relative_storage_path_and_sqlite_uri_and_leaves_storage_out
 
 def test_plan_refuses_a_spec_outside_the_working_folder(tmp_path: Path) -> None:
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(tiny_spec(tmp_path)))
-    with pytest.raises(ConfigError, match="outside the working folder .* pass --working-dir"):
+    with pytest.raises(ConfigError, match=r"outside the working folder .* pass --working-dir"):
         plan_job(tmp_path / "spec.yaml", working_dir=REPO)
 
 

@@ -69,14 +69,17 @@ def test_check_reports_every_problem(prepared_phantom: Path, tmp_path: Path) -> 
     (data / "val.txt").write_text("Phantom_001\n")  # also in train.txt or test.txt
     result = run("data", "check", data, "--split", data / "mr2468.csv")
     assert_fails(result, DATA, r"^error: \d problem\(s\) in .*: see above$")
-    assert "case Phantom_002: label map has values above 3" in result.stdout
+    assert "case Phantom_002: label map has values 5: labels must be 0..3" in result.stdout
     assert re.search(r"cannot read .*Phantom_003_vol.npy", result.stdout)
     assert re.search(r"cases are in both \w+.txt and \w+.txt: Phantom_001", result.stdout)
 
 
 def test_check_needs_a_prepared_data_set(tmp_path: Path) -> None:
     assert_fails(
-        run("data", "check", tmp_path), DATA, r"^error: .*manifest.csv not found: .* run `passion-sweep data prepare"
+        run("data", "check", tmp_path),
+        DATA,
+        r"^error: .* is not a data set: it has neither manifest.csv nor the vol/ and seg/ folders .*"
+        r"prepare one with `passion-sweep data prepare",
     )
 
 

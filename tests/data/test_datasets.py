@@ -9,6 +9,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from trainables.data import TrainingDataset, VolumeDataset, read_case_list, read_manifest, read_split_csv
+from trainables.data.augment import Augmentation, augment_patch, draw_augmentation
+from trainables.data.datasets import read_case_arrays
 from trainables.data.layout import label_path
 from trainables.errors import ConfigError, DataError
 from trainables.modalities import SUBSET_MASKS, reachable_subset_ids
@@ -101,6 +103,28 @@ def test_seeding_torch_makes_samples_reproducible(prepared_phantom: Path, train_
     one = dataset[1]
     torch.manual_seed(5)
     assert torch.equal(one["image"], dataset[1]["image"])
+
+
+def test_augmented_sample_draws_in_the_reference_order(prepared_phantom: Path, train_cases: list[str]) -> None:
+    # Mask, crop corner, rotation plane and angle, flips, then the intensity factors, all
+    # from one generator seeded from torch's: replayed here step by step.
+    options = Augmentation(rotation_fill="background")
+    dataset = TrainingDataset(prepared_phantom, train_cases[:1], patch_size=PATCH, mask_type="pdt", augment=options)
+    vol, seg = read_case_arrays(prepared_phantom, train_cases[0])
+    for seed in range(3):
+        torch.manual_seed(seed)
+        sample = dataset[0]
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(int(torch.randint(2**62, ())))
+        mask = SUBSET_MASKS[rng.integers(len(SUBSET_MASKS))]
+        start = rng.integers(0, np.array(seg.shape) - PATCH + 1)
+        box = tuple(slice(first, first + PATCH) for first in start)
+        draw = draw_augmentation(rng, options)
+        background = np.median(vol[np.ix_((0, -1), (0, -1), (0, -1))].reshape(8, 4), axis=0)
+        image, label = augment_patch(np.array(vol[box]), np.array(seg[box]), draw, rng, options, background)
+        assert tuple(sample["mask"].tolist()) == mask
+        np.testing.assert_array_equal(sample["image"].numpy(), np.moveaxis(image, -1, 0))
+        np.testing.assert_array_equal(sample["label"].numpy(), label)
 
 
 def test_volume_dataset_returns_whole_volumes(prepared_phantom: Path) -> None:

@@ -1,4 +1,5 @@
 """Fixtures of the evaluation tests: the toy backbone, registered as "toy" for this session."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Evaluation over whole volumes: per-case table, summary, files and the ``evaluate`` command."""
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,8 @@ def test_per_case_table_has_a_row_per_case_and_subset(result: EvaluationResult) 
 
 def test_summary_has_every_subset_and_region(result: EvaluationResult) -> None:
     summary = result.summary
-    assert list(summary) == ["dice", "hd95", "mean"]
+    assert list(summary) == ["dice", "hd95", "mean", "eval"]
+    assert summary["eval"] == {"hd95_percentile": "pooled", "hd95_convention": "reference"}, "the defaults"
     for metric in ("dice", "hd95"):
         assert list(summary[metric]) == SUBSET_NAMES
         assert "flair-t1ce" in summary[metric] and "flair-t1ce-t1-t2" in summary[metric]
@@ -80,7 +82,7 @@ def test_summary_has_every_subset_and_region(result: EvaluationResult) -> None:
 
 def test_summarize_averages_cases_then_subsets() -> None:
     rows = [
-        {"case": case, "subset": name, **{column: index + offset for column in PER_CASE_COLUMNS[2:]}}
+        {"case": case, "subset": name, **dict.fromkeys(PER_CASE_COLUMNS[2:], index + offset)}
         for offset, case in enumerate(("x", "y"))
         for index, name in enumerate(SUBSET_NAMES)
     ]
@@ -95,6 +97,18 @@ def test_write_evaluation_writes_csv_and_json(result: EvaluationResult, tmp_path
     assert json.loads(json_path.read_text()) == result.summary
     pd.testing.assert_frame_equal(pd.read_csv(csv_path), result.per_case)
     assert sorted(path.name for path in (tmp_path / "eval").iterdir()) == ["per_case.csv", "summary.json"]
+
+
+def test_the_hd95_options_reach_every_value(data_dir: Path, toy_model: ToyBackbone, result: EvaluationResult) -> None:
+    directed = evaluate_model(
+        toy_model, data_dir, CASES, patch_size=PATCH, hd95_percentile="max_directed", progress=False
+    )
+    hd95_columns = [f"hd95_{region}" for region in REGIONS]
+    assert directed.summary["eval"]["hd95_percentile"] == "max_directed"
+    assert (directed.per_case[hd95_columns] >= result.per_case[hd95_columns] - 1e-9).all().all()
+    pd.testing.assert_frame_equal(
+        directed.per_case.drop(columns=hd95_columns), result.per_case.drop(columns=hd95_columns)
+    )
 
 
 def test_a_missing_case_is_a_data_error_naming_case_and_folder(data_dir: Path, toy_model: ToyBackbone) -> None:
@@ -129,18 +143,20 @@ def _invoke(
 
 def test_evaluate_command_writes_results_and_prints_means(cli: click.Group, data_dir: Path, tmp_path: Path) -> None:
     checkpoint = _save_toy_checkpoint(tmp_path / "checkpoint.pt", config_width=4, weights_width=4)
-    outcome = _invoke(cli, checkpoint, data_dir, tmp_path / "eval", "--hd95-convention", "max")
+    outcome = _invoke(
+        cli, checkpoint, data_dir, tmp_path / "eval", "--hd95-convention", "max", "--hd95-percentile", "max_directed"
+    )
     assert outcome.exit_code == 0, outcome.output
     assert "mean over the 15 subsets, 2 cases" in outcome.stdout
     assert all(region in outcome.stdout for region in REGIONS)
+    assert "hd95_percentile=max_directed, hd95_convention=max" in outcome.stdout
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
     assert set(summary["mean"]) == {"dice", "hd95"}
+    assert summary["eval"] == {"hd95_percentile": "max_directed", "hd95_convention": "max"}
     assert len(pd.read_csv(tmp_path / "eval" / "per_case.csv")) == len(CASES) * len(SUBSET_MASKS)
 
 
-def test_evaluate_command_reports_a_missing_case_in_one_line(
-    cli: click.Group, data_dir: Path, tmp_path: Path
-) -> None:
+def test_evaluate_command_reports_a_missing_case_in_one_line(cli: click.Group, data_dir: Path, tmp_path: Path) -> None:
     checkpoint = _save_toy_checkpoint(tmp_path / "checkpoint.pt", config_width=4, weights_width=4)
     cases = tmp_path / "cases.txt"
     cases.write_text("case_a\ncase_missing\n")
@@ -168,10 +184,17 @@ def test_evaluate_command_rejects_a_checkpoint_of_another_width_or_backbone(
     assert "Traceback" not in outcome.output
 
 
-def test_evaluate_command_rejects_an_unknown_hd95_convention(
-    cli: click.Group, data_dir: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--hd95-convention", "brats", "'brats' is not one of 'reference', 'max'"),
+        ("--hd95-percentile", "monai", "'monai' is not one of 'pooled', 'max_directed'"),
+    ],
+)
+def test_evaluate_command_rejects_an_unknown_hd95_option(
+    cli: click.Group, data_dir: Path, tmp_path: Path, option: str, value: str, message: str
 ) -> None:
     checkpoint = _save_toy_checkpoint(tmp_path / "checkpoint.pt", config_width=4, weights_width=4)
-    outcome = _invoke(cli, checkpoint, data_dir, tmp_path / "eval", "--hd95-convention", "brats")
+    outcome = _invoke(cli, checkpoint, data_dir, tmp_path / "eval", option, value)
     assert outcome.exit_code == 2
-    assert "'brats' is not one of 'reference', 'max'" in outcome.stderr
+    assert message in outcome.stderr

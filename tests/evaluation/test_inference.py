@@ -1,4 +1,5 @@
 """Encoding each window once gives exactly the naive per-subset sliding-window result."""
+
 from __future__ import annotations
 
 from typing import Any

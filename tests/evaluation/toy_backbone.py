@@ -5,6 +5,7 @@ features of the present modalities at each level, upsamples the coarse sum, adds
 window-wide mean (so that, as in RFNet, a window's output depends on the whole
 window) and maps to four logits. Its output depends only on present modalities.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -12,7 +12,7 @@ import pytest
     ("modules", "forbidden"),
     [
         (["passion_sweep.spec", "passion_sweep.search_space", "passion_sweep.searcher"], {"ray", "click"}),
-        (["passion_sweep.trainable", "passion_sweep.tracking", "passion_sweep.status"], {"ray"}),  # MLflow brings click
+        (["passion_sweep.trial", "passion_sweep.tracking", "passion_sweep.status"], {"ray"}),  # MLflow brings click
     ],
 )
 def test_modules_do_not_import(modules: list[str], forbidden: set[str]) -> None:

@@ -30,6 +30,7 @@ def test_format_status() -> None:
         directory=Path("/sweeps/demo"),
         sweep_id="demo-1",
         tracking_uri="sqlite:////sweeps/mlflow.db",
+        experiment_id="3",
         metric="val/dice/WT",
         mode="max",
         counts={"pending": 1, "running": 1, "done": 1, "stopped": 0, "failed": 0},
@@ -49,4 +50,5 @@ def test_format_status() -> None:
         "baseline  1/1     0.5123                  0.6000                         t1",
         "passion   0/2     -                       -                              -      passion.temperature=2.5",
         "MLflow: mlflow ui --backend-store-uri sqlite:////sweeps/mlflow.db",
+        "runs view: http://127.0.0.1:5000/#/experiments/3/runs",
     ]

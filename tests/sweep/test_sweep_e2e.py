@@ -105,6 +105,8 @@ def test_mlflow_has_one_parent_and_one_child_per_trial(crashed_sweep: Crashed) -
     table = Path(client.download_artifacts(parent.info.run_id, "tables/dice.md")).read_text()
     assert "| baseline WT |" in table and "| passion WT |" in table, table
     assert "best val/dice/WT (of up to 2)" in table, "the searched cell counts its best trial by validation"
+    hd95_table = Path(client.download_artifacts(parent.info.run_id, "tables/hd95.md")).read_text()
+    assert "hd95_percentile=pooled, hd95_convention=reference" in hd95_table, "the HD95 definition is named"
     assert sorted(run.data.tags["ray.trial_id"] for run in children) == sorted(outcome.trial_ids)
     assert sorted(run.data.tags["method"] for run in children) == ["baseline", "passion", "passion"]
     subsets = [subset_name(mask) for mask in SUBSET_MASKS]

@@ -13,8 +13,9 @@ from passion_sweep import tracking
 from passion_sweep.run_store import trial_runs
 from passion_sweep.search_space import grid_cells
 from passion_sweep.spec import SPEC_FILE, SweepSpec, parse_spec, save_spec
+from passion_sweep.sweep_data import prepare_sweep_data
 from passion_sweep.tracking import OBJECTIVE
-from passion_sweep.trainable import SweepContext, prepare_sweep_data, run_trial
+from passion_sweep.trial import SweepContext, run_trial
 
 from .conftest import tiny_spec
 
@@ -72,5 +73,9 @@ def test_trial_reports_each_epoch_and_resumes_into_the_same_run(context: SweepCo
     [run] = trial_runs(context.tracking.uri, str(context.spec.tracking.experiment), context.tracking.identity.sweep_id)
     assert run.status == "FINISHED" and run.trial_id == "trial1"
     assert run.params["passion.temperature"] == "2.0" and run.params["passion.enabled"] == "True"
+    grid = {"backbone": "rfnet", "split": "mr2468", "method": "passion", "seed": "1037"}
+    assert grid.items() <= run.params.items(), "grid values are params, for MLflow's compare view"
+    tags = MlflowClient(context.tracking.uri).get_run(run.run_id).data.tags
+    assert (tags["eval.hd95_percentile"], tags["eval.hd95_convention"]) == ("pooled", "reference"), "spec defaults"
     history = MlflowClient(context.tracking.uri).get_metric_history(run.run_id, "loss")
-    assert [point.step for point in history] == [1, 2, 2], "the resumed trial trained epoch 2 again, not epoch 1"
+    assert [point.step for point in history] == [1, 2], "each epoch logged once, epoch 2 trained twice"

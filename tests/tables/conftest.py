@@ -11,7 +11,8 @@ Experiment ``table1``, one sweep over backbone x method x seed (1 trial per cell
 
 Every HD95 is 5.0 unless said otherwise. Experiment ``searched``: one sweep whose
 PASSION cell ran 3 Optuna trials (objective 0.5, 0.9, 0.7 with Dice 0.60, 0.70, 0.95)
-and a baseline cell, on two splits.
+and a baseline cell, on two splits. Experiment ``hd95``: three seeds of one cell whose
+HD95 was computed differently (pooled, max_directed, not recorded).
 """
 
 from __future__ import annotations
@@ -73,6 +74,28 @@ def known_store(tmp_path_factory: pytest.TempPathFactory) -> str:
                 )
             )
     record_sweep(uri, folder, experiment="searched", name="searched", plan=searched_plan, trials=searched)
+
+    definitions = [
+        {"hd95_percentile": "pooled", "hd95_convention": "reference"},
+        {"hd95_percentile": "max_directed", "hd95_convention": "reference"},
+        {},
+    ]
+    record_sweep(
+        uri,
+        folder,
+        experiment="hd95",
+        name="hd95",
+        plan={f"method=baseline,seed={seed}": 1 for seed in (1, 2, 3)},
+        trials=[
+            KnownTrial(
+                f"method=baseline,seed={seed}",
+                {"backbone": "rfnet", "method": "baseline", "seed": str(seed), "split": "mr2468"},
+                dice=uniform(0.7),
+                evaluation=evaluation,
+            )
+            for seed, evaluation in zip((1, 2, 3), definitions)
+        ],
+    )
     return uri
 
 

@@ -18,7 +18,9 @@ class KnownTrial:
     """A trial to record: its cell, tags, outcome and results.
 
     ``dice`` maps a subset to its Dice (fraction) for every region; ``dice_by_region``
-    overrides single regions of every subset; ``hd95`` is the HD95 of every subset.
+    overrides single regions of every subset; ``hd95`` is the HD95 of every subset;
+    ``evaluation`` the settings recorded with the results (empty: none, as in runs
+    logged before the HD95 definition was recorded).
     """
 
     cell: str
@@ -28,6 +30,9 @@ class KnownTrial:
     dice_by_region: Mapping[str, float] = field(default_factory=dict)
     hd95: float = 5.0
     objective: float | None = None
+    evaluation: Mapping[str, str] = field(
+        default_factory=lambda: {"hd95_percentile": "pooled", "hd95_convention": "reference"}
+    )
 
 
 def summary_of(trial: KnownTrial) -> dict:
@@ -36,12 +41,12 @@ def summary_of(trial: KnownTrial) -> dict:
         subset: {region: trial.dice_by_region.get(region, trial.dice[subset]) for region in REGIONS}
         for subset in SUBSETS
     }
-    hd95 = {subset: {region: trial.hd95 for region in REGIONS} for subset in SUBSETS}
+    hd95 = {subset: dict.fromkeys(REGIONS, trial.hd95) for subset in SUBSETS}
     mean = {
         "dice": {region: sum(dice[s][region] for s in SUBSETS) / len(SUBSETS) for region in REGIONS},
-        "hd95": {region: trial.hd95 for region in REGIONS},
+        "hd95": dict.fromkeys(REGIONS, trial.hd95),
     }
-    return {"dice": dice, "hd95": hd95, "mean": mean}
+    return {"dice": dice, "hd95": hd95, "mean": mean, "eval": dict(trial.evaluation)}
 
 
 def record_sweep(
@@ -68,7 +73,7 @@ def record_sweep(
             trial_id,
             run_name=trial_id,
             tags={tracking.TAG_CELL: trial.cell, **trial.tags},
-            params={"train.lr": "0.0002", "passion.enabled": str(trial.tags["method"] == "passion")},
+            params={"train.lr": "0.0002", "method.name": trial.tags["method"]},
         )
         if trial.objective is not None:
             tracking.log_metrics(sweep, run_id, {"objective": trial.objective}, step=1)
@@ -83,4 +88,4 @@ def record_sweep(
 
 def uniform(value: float) -> dict[str, float]:
     """The same Dice for every subset."""
-    return {subset: value for subset in SUBSETS}
+    return dict.fromkeys(SUBSETS, value)

@@ -124,3 +124,16 @@ def test_html_rows_span_every_column(table: ComparisonTable) -> None:
 def test_unknown_format_is_refused(table: ComparisonTable) -> None:
     with pytest.raises(ValueError, match="format must be one of md, csv, latex, html, got 'xls'"):
         render_table(table, "xls")
+
+
+@pytest.mark.parametrize("fmt", ["md", "latex", "html"])
+def test_hd95_tables_carry_the_definition_in_the_caption(known_store: str, table: ComparisonTable, fmt: str) -> None:
+    hd95 = build_comparison_table(load_trial_results(known_store, RunSelection(experiment="table1")), metric="hd95")
+    assert "bold. HD95 in mm at unit voxel spacing: 95th percentile of both" in render_table(hd95, fmt)
+    assert "HD95 in mm" not in render_table(table, fmt), "not in Dice tables"
+
+
+def test_hd95_csv_starts_its_comments_with_the_definition(known_store: str) -> None:
+    hd95 = build_comparison_table(load_trial_results(known_store, RunSelection(experiment="table1")), metric="hd95")
+    comments = [line for line in render_table(hd95, "csv").splitlines() if line.startswith("#")]
+    assert comments[0] == f"# {hd95.definition}"

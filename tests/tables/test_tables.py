@@ -81,6 +81,36 @@ def test_failed_and_missing_trials_are_counted_in_footnotes(known_store: str) ->
     )
 
 
+def test_hd95_tables_name_the_definition_the_runs_recorded(known_store: str) -> None:
+    assert table1(known_store).definition == "", "Dice tables need none"
+    definition = table1(known_store, metric="hd95").definition
+    assert "pooled (medpy, as the reference)" in definition
+    assert "hd95_percentile=pooled, hd95_convention=reference" in definition
+
+
+def _hd95_runs(known_store: str, seed: str | None = None, metric: str = "hd95"):
+    filters = {"seed": (seed,)} if seed else {}
+    results = load_trial_results(known_store, RunSelection(experiment="hd95", filters=filters))
+    return build_comparison_table(results, metric=metric)
+
+
+def test_hd95_of_different_definitions_is_not_averaged(known_store: str) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"computed HD95 differently \(eval.hd95_percentile: max_directed, pooled, unrecorded\): "
+        "select one with --filter eval.hd95_percentile=max_directed",
+    ):
+        _hd95_runs(known_store)
+    assert _hd95_runs(known_store, metric="dice").stats.at["t1", ("rfnet / baseline", "WT", "n")] == 3
+    assert "hd95_percentile=max_directed" in _hd95_runs(known_store, "2").definition
+
+
+def test_runs_without_a_recorded_definition_say_so(known_store: str) -> None:
+    definition = _hd95_runs(known_store, "3").definition
+    assert definition.startswith("HD95 definition not recorded: runs logged before passion-sweep recorded it")
+    assert "hd95_percentile=max_directed" in definition
+
+
 def test_a_searched_cell_counts_its_best_validation_trial_not_its_best_test(known_store: str) -> None:
     results = load_trial_results(known_store, RunSelection(experiment="searched"))
     table = build_comparison_table(results)
@@ -131,9 +161,9 @@ def test_bad_options_are_named(known_store: str, options: dict, message: str) ->
 
 def test_delta_needs_the_method_column(known_store: str) -> None:
     results = load_trial_results(known_store, RunSelection(experiment="table1", filters={"method": ("passion",)}))
-    with pytest.raises(ConfigError, match="--delta compares PASSION with the baseline: add method to --columns"):
+    with pytest.raises(ConfigError, match="--delta compares every method with the baseline: add method to --columns"):
         build_comparison_table(results, columns=["backbone"], delta=True)
-    with pytest.raises(ConfigError, match="--delta needs PASSION and baseline runs"):
+    with pytest.raises(ConfigError, match="--delta needs runs of a method and of the baseline"):
         build_comparison_table(results, columns=["backbone", "method"], delta=True)
 
 
@@ -142,12 +172,12 @@ def test_a_planned_trial_without_a_run_is_a_missing_row(known_store: str) -> Non
 
     missing = runs[runs["status"] == "MISSING"]
     assert len(runs) == 8 and len(missing) == 1
-    assert missing.iloc[0][["backbone", "method", "seed", "split", "passion.enabled"]].tolist() == [
+    assert missing.iloc[0][["backbone", "method", "seed", "split", "method.name"]].tolist() == [
         "mmformer",
         "passion",
         "2",
         "mr2468",
-        "True",
+        "passion",
     ]
 
 

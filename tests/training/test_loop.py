@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from trainables.config import RunConfig
+from trainables.data.augment import Augmentation
 from trainables.errors import CheckpointError, TrainingError
+from trainables.training import loop
 from trainables.training.checkpoint import load_checkpoint
 from trainables.training.loop import EpochReport, fit
 
@@ -46,7 +48,7 @@ def test_fit_writes_metrics_checkpoint_and_reports_each_epoch(prepared_phantom: 
 
 
 def test_baseline_logs_no_distillation_terms(prepared_phantom: Path, tmp_path: Path) -> None:
-    config = small_config(prepared_phantom, "passion.enabled=false", "train.epochs=1", "data.val_list=null")
+    config = small_config(prepared_phantom, "method.name=baseline", "train.epochs=1", "data.val_list=null")
     fit(config, tmp_path / "run")
     line = json.loads((tmp_path / "run/metrics.jsonl").read_text())
     assert "loss/kl" not in line and "rp/flair" not in line and "val/dice/WT" not in line
@@ -96,3 +98,23 @@ def test_resume_refuses_a_checkpoint_of_another_width(prepared_phantom: Path, tm
     fit(small_config(prepared_phantom, "train.epochs=1", "data.val_list=null"), tmp_path / "run")
     with pytest.raises(CheckpointError, match="resume with the same backbone, width and patch size"):
         fit(small_config(prepared_phantom, "model.width=8"), tmp_path / "run", resume=True)
+
+
+@pytest.mark.parametrize(("overrides", "augment"), [([], Augmentation()), (["train.augment=false"], False)])
+def test_augmentation_options_reach_the_dataset_and_the_checkpoint(
+    prepared_phantom: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: list[str], augment: object
+) -> None:
+    built: list[object] = []
+    dataset = loop.TrainingDataset
+
+    def recording(*args: object, **kwargs: object) -> object:
+        built.append(kwargs["augment"])
+        return dataset(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "TrainingDataset", recording)
+    fill = "background" if augment else "reference"
+    expected = Augmentation(rotation_fill=fill) if augment else False
+    base = ["method.name=baseline", "train.epochs=1", "data.val_list=null", f"train.rotation_fill={fill}"]
+    fit(small_config(prepared_phantom, *base, *overrides), tmp_path / "run")
+    assert built == [expected]
+    assert load_checkpoint(tmp_path / "run/checkpoint.pt")["config"]["train"]["rotation_fill"] == fill

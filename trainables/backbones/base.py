@@ -168,7 +168,7 @@ class Backbone(nn.Module):
         return self.fuse(self.encode_present(images, mask), mask).logits
 
 
-_REGISTRY: dict[str, Callable[..., Backbone]] = {}
+_REGISTRY: dict[str, type[Backbone]] = {}
 
 
 def register_backbone(name: str) -> Callable[[type[Backbone]], type[Backbone]]:

@@ -16,14 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from trainables.data.augment import (
-    Augmentation,
-    random_flip,
-    random_intensity,
-    random_rotation,
-    rotate_patch,
-    rotation_margin,
-)
+from trainables.data.augment import Augmentation, augment_patch, draw_augmentation
 from trainables.data.layout import label_path, volume_path
 from trainables.data.splits import MissingRateSplit
 from trainables.errors import ConfigError, DataError
@@ -42,7 +35,7 @@ def read_case_arrays(data_dir: Path, name: str) -> tuple[np.ndarray, np.ndarray]
     for path in (volume_path(data_dir, name), label_path(data_dir, name)):
         try:
             arrays.append(np.load(path, mmap_mode="r"))
-        except (OSError, ValueError) as error:  # missing, truncated or not .npy
+        except (OSError, ValueError, EOFError) as error:  # missing, empty, truncated or not .npy
             raise DataError(
                 f"cannot read {path} of case {name}: {error}; run `passion-sweep data check {data_dir}`"
             ) from None
@@ -57,16 +50,12 @@ def _torch_rng() -> np.random.Generator:
     return np.random.default_rng(int(torch.randint(2**62, ())))
 
 
-def _read_block(array: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    """``array[start:stop]`` over the first three axes, zero-padded where it leaves the array."""
-    shape = np.array(array.shape[:3])
-    low, high = np.maximum(start, 0), np.minimum(stop, shape)
-    if (low == start).all() and (high == stop).all():
-        return np.array(array[tuple(slice(a, b) for a, b in zip(start, stop, strict=True))])  # a copy in memory
-    block = np.zeros((*(stop - start), *array.shape[3:]), dtype=array.dtype)
-    inner = tuple(slice(a, b) for a, b in zip(low - start, high - start, strict=True))
-    block[inner] = array[tuple(slice(a, b) for a, b in zip(low, high, strict=True))]
-    return block
+def _background(vol: np.ndarray) -> np.ndarray:
+    """The value outside the brain per channel of an ``HWDC`` volume: the median of its eight
+    corner voxels (a prepared volume is the brain's bounding box, whose corners lie outside
+    the brain; the median tolerates a few that do not)."""
+    corners = vol[np.ix_((0, -1), (0, -1), (0, -1))]
+    return np.median(corners.reshape(8, -1), axis=0)
 
 
 class _PreparedCases(Dataset):
@@ -146,37 +135,25 @@ class TrainingDataset(_PreparedCases):
             return available
         return SUBSET_MASKS[rng.choice(reachable_subset_ids(available))]
 
-    def _crop(self, name: str, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random (4, P, P, P) float32 patch and its (P, P, P) int64 label, rotated if augmenting."""
-        vol, seg = read_case_arrays(self.data_dir, name)
-        size = self.patch_size
-        start = rng.integers(0, np.array(self.shapes[name]) - size + 1)
-        if self.augmentation is None or self.augmentation.max_rotation_degrees == 0:
-            stop = start + size
-            image = torch.from_numpy(_read_block(vol, start, stop)).permute(3, 0, 1, 2).contiguous()
-            return image, torch.from_numpy(_read_block(seg, start, stop).astype(np.int64))
-        axis, angle = random_rotation(rng, self.augmentation.max_rotation_degrees)
-        margin = np.full(3, rotation_margin(size, angle))
-        margin[axis] = 0
-        # Outside the volume lies only background (the volume holds the brain's bounding box),
-        # so the zero padding of a block that leaves it is faithful.
-        start, stop = start - margin, start + size + margin
-        image = torch.from_numpy(_read_block(vol, start, stop)).permute(3, 0, 1, 2)
-        return rotate_patch(image, torch.from_numpy(_read_block(seg, start, stop)), axis, angle, size)
-
     def __getitem__(self, index: int) -> dict[str, Any]:
+        # Draws in the reference's order: mask, crop, rotation and flips, intensity.
         name = self.cases[index]
         rng = _torch_rng()
         mask = self._draw_mask(name, rng)
-        image, label = self._crop(name, rng)
+        vol, seg = read_case_arrays(self.data_dir, name)
+        start = rng.integers(0, np.array(self.shapes[name]) - self.patch_size + 1)
+        box = tuple(slice(first, first + self.patch_size) for first in start)
+        # copies in memory; a reference-layout folder may hold float64 volumes, read as float32
+        image, label = np.array(vol[box], dtype=np.float32), np.array(seg[box])
         if self.augmentation is not None:
-            image = random_intensity(image, rng, self.augmentation.intensity_scale, self.augmentation.intensity_shift)
-            if self.augmentation.flip:
-                image, label = random_flip(image, label, rng)
+            draw = draw_augmentation(rng, self.augmentation)
+            image, label = augment_patch(image, label, draw, rng, self.augmentation, _background(vol))
+        image_tensor = torch.from_numpy(np.ascontiguousarray(np.moveaxis(image, -1, 0)))
         mask_tensor = torch.tensor(mask)
         if self.mask_type != "pdt":
-            image = image * mask_tensor.to(image.dtype)[:, None, None, None]
-        return {"image": image.contiguous(), "label": label.contiguous(), "mask": mask_tensor, "name": name}
+            image_tensor = image_tensor * mask_tensor.to(image_tensor.dtype)[:, None, None, None]
+        label_tensor = torch.from_numpy(label.astype(np.int64))
+        return {"image": image_tensor, "label": label_tensor, "mask": mask_tensor, "name": name}
 
 
 class VolumeDataset(_PreparedCases):
@@ -192,5 +169,5 @@ class VolumeDataset(_PreparedCases):
     def __getitem__(self, index: int) -> dict[str, Any]:
         name = self.cases[index]
         vol, seg = read_case_arrays(self.data_dir, name)
-        image = torch.from_numpy(np.ascontiguousarray(np.moveaxis(vol, -1, 0)))
+        image = torch.from_numpy(np.ascontiguousarray(np.moveaxis(vol, -1, 0), dtype=np.float32))
         return {"image": image, "label": torch.from_numpy(seg.astype(np.int64)), "name": name}

@@ -1,13 +1,16 @@
 """Files of a prepared data set and their readers.
 
 A prepared data set ``DIR`` holds ``vol/NAME_vol.npy`` (H x W x D x 4 float32),
-``seg/NAME_seg.npy`` (H x W x D uint8, labels 0..3), ``manifest.csv`` (written last by
-``prepare``) and the case lists ``train.txt``, ``val.txt``, ``test.txt``.
+``seg/NAME_seg.npy`` (H x W x D uint8, labels 0..3), the case lists ``train.txt``,
+``val.txt``, ``test.txt`` and, when ``prepare`` wrote it, ``preprocessing.json`` (its
+options) and ``manifest.csv`` (written last). This is the layout of RFNet's download.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import json
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +21,8 @@ from trainables.errors import DataError
 
 __all__ = [
     "MANIFEST_NAME",
+    "PREPROCESSING_NAME",
+    "PREPARING_MARKER",
     "MANIFEST_COLUMNS",
     "CASE_LISTS",
     "ManifestRow",
@@ -25,15 +30,23 @@ __all__ = [
     "label_path",
     "case_list_path",
     "is_case_name",
+    "check_case_names",
     "rfnet_name",
     "unknown_case_message",
     "write_manifest",
+    "write_preprocessing",
+    "read_preprocessing",
     "read_manifest",
+    "parse_manifest",
     "read_case_list",
     "write_case_list",
+    "open_utf8",
 ]
 
 MANIFEST_NAME = "manifest.csv"
+PREPROCESSING_NAME = "preprocessing.json"
+# Present while `prepare` writes a folder, so that a stopped run is not indexed as a data set.
+PREPARING_MARKER = ".preparing"
 MANIFEST_COLUMNS: tuple[str, ...] = ("case", "size_x", "size_y", "size_z", "background", "ncr", "ed", "et")
 CASE_LISTS: tuple[str, ...] = ("train", "val", "test")
 _CASE_NAME = re.compile(r"[\w.\-]+")
@@ -69,6 +82,22 @@ def case_list_path(data_dir: Path, subset: str) -> Path:
 def is_case_name(text: str) -> bool:
     """Whether ``text`` is a usable case name: letters, digits, ``_``, ``.`` and ``-``."""
     return _CASE_NAME.fullmatch(text) is not None
+
+
+def check_case_names(names: Iterable[str], source: Path) -> None:
+    """Raise unless every name is a case name (:func:`is_case_name`), so that a name no
+    later command accepts never enters a data set.
+
+    Raises:
+        DataError: listing the bad names of ``source`` (at most five).
+    """
+    bad = [name for name in names if not is_case_name(name)]
+    if bad:
+        shown = ", ".join(repr(name) for name in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise DataError(
+            f"{source}: case name(s) {shown} have characters other than letters, digits, '_', '.' and '-': "
+            "rename those case folders and their files"
+        )
 
 
 def rfnet_name(folder_name: str) -> str:
@@ -111,18 +140,73 @@ def write_manifest(data_dir: Path, rows: Iterable[ManifestRow]) -> Path:
     return path
 
 
-def read_manifest(data_dir: Path) -> list[ManifestRow]:
-    """Read ``DIR/manifest.csv``.
+def open_utf8(path: Path) -> io.StringIO:
+    """The text of ``path`` as a stream (line endings kept, as ``open(newline="")``).
 
     Raises:
-        DataError: if the manifest is missing or a row is malformed (with file and line).
+        DataError: if the file is not UTF-8 text, naming the byte and its offset.
+    """
+    raw = Path(path).read_bytes()
+    try:
+        return io.StringIO(raw.decode("utf-8"), newline="")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start})") from None
+
+
+def write_preprocessing(data_dir: Path, options: dict[str, str]) -> Path:
+    """Record the options ``prepare`` used (e.g. the normalization) in ``DIR/preprocessing.json``, atomically."""
+    path = Path(data_dir) / PREPROCESSING_NAME
+    with atomic_write(path, "w") as stream:
+        json.dump(options, stream, indent=1, sort_keys=True)
+        stream.write("\n")
+    return path
+
+
+def read_preprocessing(data_dir: Path) -> dict[str, str] | None:
+    """The options recorded by ``prepare``, or None for a data set it did not write (e.g. RFNet's download).
+
+    Raises:
+        DataError: if the file exists but is not a JSON object.
+    """
+    path = Path(data_dir) / PREPROCESSING_NAME
+    if not path.is_file():
+        return None
+    try:
+        options = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read {path}: {error}; re-run `passion-sweep data prepare`") from None
+    if not isinstance(options, dict):
+        raise DataError(f"{path} is not a JSON object; re-run `passion-sweep data prepare`")
+    return {str(key): str(value) for key, value in options.items()}
+
+
+def read_manifest(data_dir: Path) -> list[ManifestRow]:
+    """The cases of a data set: ``DIR/manifest.csv``, or for a folder in the reference layout
+    without one (RFNet's download) the index built on first use (:mod:`trainables.data.index`).
+
+    Raises:
+        DataError: if the folder is neither, ``prepare`` did not finish in it, a manifest row is
+            malformed (with file and line) or an indexed case is unusable.
     """
     path = Path(data_dir) / MANIFEST_NAME
-    if not path.is_file():
+    if path.is_file():
+        return parse_manifest(path)
+    if (Path(data_dir) / PREPARING_MARKER).exists():
         raise DataError(
-            f"{path} not found: {data_dir} is not a prepared data set; run `passion-sweep data prepare SRC {data_dir}`"
+            f"`passion-sweep data prepare` did not finish in {data_dir} ({MANIFEST_NAME} is missing): run it again"
         )
-    with open(path, newline="", encoding="utf-8") as stream:
+    from trainables.data.index import index_dataset  # index imports this module
+
+    return index_dataset(data_dir)
+
+
+def parse_manifest(path: Path) -> list[ManifestRow]:
+    """Read one ``manifest.csv``.
+
+    Raises:
+        DataError: if a row is malformed (with file and line).
+    """
+    with open_utf8(path) as stream:
         reader = csv.reader(stream)
         header = next(reader, None)
         if header is None or tuple(header) != MANIFEST_COLUMNS:
@@ -162,7 +246,7 @@ def read_case_list(path: Path, *, known_cases: Collection[str] | None = None) ->
         raise DataError(f"case list {path} not found: run `passion-sweep data split {path.parent}` to write it")
     names: list[str] = []
     seen: set[str] = set()
-    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for line_number, line in enumerate(open_utf8(path).read().splitlines(), start=1):
         name = line.strip()
         if not name:
             continue

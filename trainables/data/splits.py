@@ -29,6 +29,7 @@ from trainables.data.layout import (
     CASE_LISTS,
     case_list_path,
     is_case_name,
+    open_utf8,
     read_case_list,
     read_manifest,
     unknown_case_message,
@@ -340,7 +341,7 @@ def read_split_csv(path: Path, *, known_cases: Collection[str] | None = None) ->
     names: list[str] = []
     masks: list[tuple[bool, ...]] = []
     seen: set[str] = set()
-    with open(path, newline="", encoding="utf-8") as stream:
+    with open_utf8(path) as stream:
         reader = csv.reader(stream, strict=True)
         try:
             header = next(reader, [])

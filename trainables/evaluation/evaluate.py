@@ -4,11 +4,14 @@ For each case and subset: Dice and HD95 of WT, TC, ET and ETpp (see
 :mod:`trainables.evaluation.metrics`). The summary averages each subset over the
 cases, then the subsets:
 
-``{"dice": {SUBSET: {REGION: value}}, "hd95": {...}, "mean": {"dice": {REGION: value}, "hd95": {...}}}``
+``{"dice": {SUBSET: {REGION: value}}, "hd95": {...}, "mean": {"dice": {REGION: value}, "hd95": {...}},
+"eval": {"hd95_percentile": ..., "hd95_convention": ...}}``
 
 with SUBSET the present modalities joined by ``-`` (``flair-t1ce``) and REGION one of
-``WT, TC, ET, ETpp``; the same names serve as metric names elsewhere.
+``WT, TC, ET, ETpp``; the same names serve as metric names elsewhere. ``eval`` records
+which HD95 definition produced the numbers (see :func:`~trainables.evaluation.metrics.hd95`).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +29,14 @@ from trainables.backbones import Backbone
 from trainables.data.atomic import atomic_write, ensure_directory
 from trainables.data.datasets import VolumeDataset
 from trainables.evaluation.inference import predict_all_subsets
-from trainables.evaluation.metrics import HD95Convention, brats_dice, brats_hd95, check_hd95_convention
+from trainables.evaluation.metrics import (
+    HD95Convention,
+    HD95Percentile,
+    brats_dice,
+    brats_hd95,
+    check_hd95_convention,
+    check_hd95_percentile,
+)
 from trainables.modalities import REGIONS, SUBSET_MASKS, subset_name
 
 __all__ = [
@@ -57,7 +67,8 @@ class EvaluationResult:
     Attributes:
         per_case: one row per case and subset, columns :data:`PER_CASE_COLUMNS`
             (``dice_WT`` ... ``hd95_ETpp``), subsets in reference id order.
-        summary: per-subset means and their mean over subsets, see the module docstring.
+        summary: per-subset means, their mean over subsets and the HD95 definition,
+            see the module docstring.
     """
 
     per_case: pd.DataFrame
@@ -71,6 +82,7 @@ def evaluate_model(
     *,
     patch_size: int,
     overlap: float = 0.5,
+    hd95_percentile: HD95Percentile = "pooled",
     hd95_convention: HD95Convention = "reference",
     device: str | torch.device | None = None,
     progress: bool = True,
@@ -83,6 +95,7 @@ def evaluate_model(
         cases: case names, e.g. from ``test.txt``.
         patch_size: sliding-window edge (the training patch size).
         overlap: window overlap, 0.5 in the protocol.
+        hd95_percentile: ``"pooled"`` (reference, medpy) or ``"max_directed"`` (MONAI).
         hd95_convention: HD95 when exactly one mask is empty: ``"reference"`` (1.0)
             or ``"max"`` (373.13).
         device: where the model runs (default: where its parameters are).
@@ -93,8 +106,9 @@ def evaluate_model(
 
     Raises:
         DataError: if a case is missing from ``data_dir`` or unreadable.
-        ConfigError: for a bad convention, patch size or overlap, or no cases.
+        ConfigError: for a bad HD95 option, patch size or overlap, or no cases.
     """
+    check_hd95_percentile(hd95_percentile)
     check_hd95_convention(hd95_convention)
     dataset = VolumeDataset(data_dir, cases)
     rows: list[dict[str, Any]] = []
@@ -110,7 +124,9 @@ def evaluate_model(
             truth = item["label"][None]
             _, dice = brats_dice(predictions, truth)
             for subset, prediction in enumerate(predictions):
-                distances = brats_hd95(prediction[None], truth, empty_convention=hd95_convention)[0]
+                distances = brats_hd95(
+                    prediction[None], truth, percentile=hd95_percentile, empty_convention=hd95_convention
+                )[0]
                 rows.append(
                     {
                         "case": item["name"],
@@ -121,7 +137,7 @@ def evaluate_model(
                 )
                 bar.update()
     per_case = pd.DataFrame(rows, columns=list(PER_CASE_COLUMNS))
-    summary = summarize(per_case)
+    summary = {**summarize(per_case), "eval": {"hd95_percentile": hd95_percentile, "hd95_convention": hd95_convention}}
     logger.info(
         "evaluated %d cases x %d subsets: mean Dice %s",
         len(dataset),

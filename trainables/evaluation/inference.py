@@ -12,6 +12,7 @@ once with every modality present and then fused once per subset.
 
 Shapes: ``K`` modalities (4), ``S`` subsets, ``HWD`` the volume.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

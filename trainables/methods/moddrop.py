@@ -11,10 +11,10 @@ probability. Choices it leaves open, made here:
   drawn uniformly: a segmentation network needs one input. So the effective rate is
   slightly below ``rate`` for cases with few modalities, and a case with one modality
   is never changed (ModDrop then reduces to the baseline, as the paper implies).
-- A dropped modality is absent for the whole step, exactly as a missing one: zero
-  input, its encoder skipped (its gradient zero), no unimodal loss term, and masked
-  at fusion. Under ``pdt`` (complete data) the same holds for the modalities that reach
-  the encoders.
+- A dropped modality is absent for the whole step, exactly as a missing one: its
+  encoder does not run (its gradient is zero), it has no unimodal loss term and it is
+  masked at fusion. Under ``pdt`` (complete data, where the encoders see every
+  modality and the drawn subset applies at fusion) it is dropped from that subset.
 - Draws come from the method's own generator, seeded per epoch from the run seed, so
   the rest of the run's randomness (sampling, augmentation) is the baseline's and
   ``rate = 0`` gives the baseline step exactly.
@@ -25,7 +25,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["drop_modalities"]
+from trainables.methods.coefficients import ModDropConfig
+from trainables.methods.hooks import TrainingMethod
+
+__all__ = ["drop_modalities", "ModDrop"]
 
 
 def drop_modalities(available: Tensor, rate: float, generator: torch.Generator) -> Tensor:
@@ -52,3 +55,15 @@ def drop_modalities(available: Tensor, rate: float, generator: torch.Generator) 
         rescued = torch.nn.functional.one_hot(keys.argmax(dim=1), available.shape[1]).bool()
         kept = torch.where(emptied[:, None], rescued, kept)
     return kept
+
+
+class ModDrop(TrainingMethod):
+    """ModDrop's hook: drops modalities from the step's mask (records the dropped fraction)."""
+
+    coefficients: ModDropConfig
+
+    def drop_modalities(self, mask: Tensor) -> Tensor:
+        kept = drop_modalities(mask, self.coefficients.rate, self.generator)
+        available = mask.sum(dim=0)
+        self.record("moddrop/dropped", (mask & ~kept).sum(dim=0) / available.clamp(min=1), available)
+        return kept

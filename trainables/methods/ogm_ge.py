@@ -36,9 +36,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["modulation_coefficients", "modulate_gradients"]
+from trainables.backbones import Backbone
+from trainables.methods.coefficients import OGMGEConfig
+from trainables.methods.hooks import TrainingMethod, UnimodalStep, modality_encoder_parameters, unimodal_logits
+from trainables.methods.imbalance import discrepancy_ratio
+
+__all__ = ["modulation_coefficients", "modulate_gradients", "true_class_scores", "OGMGE"]
 
 _NOISE_EPS = 1e-8  # keeps the noise of a constant gradient non-degenerate, as the official code
 
@@ -70,3 +75,41 @@ def modulate_gradients(
         if spread is not None:
             draws = torch.randn(grad.shape, generator=generator, dtype=grad.dtype)
             grad.add_(draws.to(grad.device), alpha=spread)
+
+
+def true_class_scores(logits: Tensor, target: Tensor) -> Tensor:
+    """Mean over voxels of the softmax probability of the true class (``P4HWD``, one-hot ``P4HWD``) per prediction."""
+    return (torch.softmax(logits, dim=1) * target).sum(dim=1).flatten(1).mean(dim=1)
+
+
+class OGMGE(TrainingMethod):
+    """OGM-GE's hooks: scores from the unimodal paths, then the encoders' gradients modulated."""
+
+    coefficients: OGMGEConfig
+
+    def __init__(self, coefficients: OGMGEConfig, *, seed: int) -> None:
+        super().__init__(coefficients, seed=seed)
+        self._encoders: list[list[nn.Parameter]] | None = None
+        self._modulation: Tensor | None = None
+
+    def unimodal_loss(self, step: UnimodalStep) -> Tensor | None:
+        self._modulation = None
+        if not self.in_first(self.coefficients.until):
+            return None
+        with torch.no_grad():
+            rows, _ = step.pairs
+            scores = step.scatter(true_class_scores(unimodal_logits(step), step.target[rows]))
+        ratio = discrepancy_ratio(scores, step.counted)
+        self._modulation = modulation_coefficients(ratio, self.coefficients.alpha)
+        present = step.counted.any(dim=0)
+        self.record("ogm/rho", ratio, present)
+        self.record("ogm/k", self._modulation, present)
+        return None
+
+    def after_backward(self, model: Backbone) -> None:
+        if self._modulation is None:
+            return
+        if self._encoders is None:
+            self._encoders = modality_encoder_parameters(model)
+        for parameters, coefficient in zip(self._encoders, self._modulation.tolist()):
+            modulate_gradients(parameters, coefficient, noise=self.coefficients.noise, generator=self.generator)

@@ -25,11 +25,12 @@ Choices the paper leaves open or that segmentation forces, made here:
   true-class probability is 0, clamped to 0.005, as in the reference.
 - ``s[b, m]`` is the mean true-class probability over the voxels of case b; the
   imbalance ratio over K modalities is :func:`~trainables.methods.imbalance.discrepancy_ratio`.
-- Rebalancing coefficient of a lagging modality (``rho_m < 1``):
-  ``beta_m = alpha tanh(1/rho_m - 1)``, 0 for the others: zero at balance, growing with
-  the lag and saturating at ``alpha``, the saturating form OGM-GE uses for its
-  coefficient; the leading modalities (``rho_m > 1``) get ``gamma_m = 1`` for the
-  entropy regulariser, during the first ``entropy_until`` of the epochs.
+- Rebalancing coefficient: the paper scales the PCE of the slow-learning modality by a
+  coefficient that grows with the imbalance ratio. Here a lagging modality
+  (``rho_m < 1``) gets ``beta_m = alpha tanh(1/rho_m - 1)`` and the others 0: zero at
+  balance, growing with the lag and saturating at ``alpha`` (the saturating form of
+  OGM-GE's coefficient). The leading modalities (``rho_m > 1``) get ``gamma_m = 1`` for
+  the entropy regulariser, during the first ``entropy_until`` of the epochs.
 - Per-sample terms are summed over the cases that have the modality, as the
   baseline's terms are.
 - With one modality present in every case, rho = 1: no term is added and PMR is the
@@ -42,11 +43,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
+from trainables.methods.coefficients import PMRConfig
+from trainables.methods.hooks import TrainingMethod, UnimodalStep
 from trainables.methods.imbalance import discrepancy_ratio
+from trainables.modalities import NUM_MODALITIES
 
-__all__ = ["PrototypeClassifier", "prototype_classifier", "rebalancing_coefficients", "pmr_loss"]
+__all__ = ["PrototypeClassifier", "prototype_classifier", "rebalancing_coefficients", "pmr_loss", "PMR"]
 
 _PROB_FLOOR = 0.005  # the reference clamps the true-class probability before the log
 
@@ -146,3 +151,22 @@ def pmr_loss(
     entropy = (weights * classifiers.entropy).sum(dim=0)
     loss = (beta.to(cross_entropy) * cross_entropy).sum() - entropy_weight * (leading.to(entropy) * entropy).sum()
     return loss, ratio
+
+
+class PMR(TrainingMethod):
+    """PMR's hook: the rebalancing terms on every counted modality's unimodal path."""
+
+    coefficients: PMRConfig
+
+    def unimodal_loss(self, step: UnimodalStep) -> Tensor | None:
+        rows, modalities = step.pairs
+        only = F.one_hot(modalities, NUM_MODALITIES).bool()
+        student = step.model.fuse([level[rows] for level in step.features], only)
+        per_pair = prototype_classifier(student.features[0], step.target[rows], classes=step.classes)
+        classifiers = PrototypeClassifier(*(step.scatter(value) for value in vars(per_pair).values()))
+        entropy_weight = self.coefficients.entropy_weight if self.in_first(self.coefficients.entropy_until) else 0.0
+        loss, ratio = pmr_loss(classifiers, step.counted, alpha=self.coefficients.alpha, entropy_weight=entropy_weight)
+        present = step.counted.any(dim=0)
+        self.record("pmr/rho", ratio, present)
+        self.record("pmr/beta", rebalancing_coefficients(ratio, self.coefficients.alpha)[0], present)
+        return loss

@@ -9,14 +9,16 @@ nothing heavy: specs and tables read it without torch.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from trainables.errors import ConfigError, did_you_mean
 from trainables.methods.coefficients import Coefficients, MMParetoConfig, ModDropConfig, OGMGEConfig, PMRConfig
+from trainables.passion.config import PassionConfig
 
-__all__ = ["MethodInfo", "register_method", "method_info", "method_names", "BALANCING_SECTIONS"]
+__all__ = ["MethodInfo", "register_method", "method_info", "method_names", "method_passion", "BALANCING_SECTIONS"]
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,16 @@ class MethodInfo:
         """The run-config section of its coefficients (``pmr``...), if it has one."""
         return None if self.coefficients is None else self.coefficients.SECTION
 
-    @property
-    def fixed_keys(self) -> dict[str, Any]:
-        """``passion.key`` to the value this method fixes."""
-        return {f"passion.{key}": value for key, value in self.passion.items()}
+    def uses(self, key: str) -> bool:
+        """Whether run-config key ``section.name`` can change this method's runs: ``passion``
+        keys only with PASSION on and not fixed by the method, a coefficient section only
+        for its own method, every other key always. A search samples only such keys."""
+        section, _, name = key.partition(".")
+        if section == "passion":
+            return bool(self.passion["enabled"]) and name not in self.passion
+        if section in BALANCING_SECTIONS:
+            return section == self.section
+        return True
 
 
 _REGISTRY: dict[str, MethodInfo] = {}
@@ -87,14 +95,38 @@ def method_info(name: str) -> MethodInfo:
     return _REGISTRY[name]
 
 
+def method_passion(name: str, passion: PassionConfig, given: Mapping[str, Any] | None = None) -> PassionConfig:
+    """``passion`` with the keys that method ``name`` fixes set to its values.
+
+    Args:
+        name: a registered method.
+        passion: the configured PASSION section.
+        given: the ``passion`` keys as written by the user, if known: a key the method
+            fixes, given with a value other than the method's and the default, is an error
+            rather than silently replaced.
+
+    Raises:
+        ConfigError: for an unknown method or a contradicted key.
+    """
+    info = method_info(name)
+    defaults = PassionConfig()
+    for key, value in (given or {}).items():
+        if key in info.passion and key != "enabled" and value not in (info.passion[key], getattr(defaults, key)):
+            raise ConfigError(f"passion.{key} is fixed to {info.passion[key]!r} by method {name}, got {value!r}")
+    return dataclasses.replace(passion, **info.passion)
+
+
 _PASSION = "Shi et al., PASSION, ACM MM 2024"
 _ABLATION = f"ablation of PASSION ({_PASSION})"
-# PASSION's components as coefficients: pixel-wise KD (kl_weight), prototype KD
+# PASSION's four components as coefficients: pixel-wise KD (kl_weight), prototype KD
 # (proto_weight), task-wise regularisation (the beta update: eta; with eta 0 and the
-# default norm 2 = ||1_4||, beta stays exactly 1).
+# norm 2 = ||1_4||, beta stays exactly 1) and gradient-wise regularisation (the
+# relative-preference gate). The "-only" variants keep PASSION's frequency weights w_m
+# on the unimodal terms, which every PASSION variant shares.
 _NO_PIXEL_KD = {"kl_weight": 0.0}
 _NO_PROTO_KD = {"proto_weight": 0.0}
 _NO_TASK_REG = {"eta": 0.0, "beta_norm": 2.0}
+_NO_GRAD_GATE = {"preference_gate": False}
 
 for _info in (
     MethodInfo("baseline", "the backbone's own objective: fuse + prm + sum_m sep_m", "the backbone", {"enabled": False}),
@@ -102,6 +134,10 @@ for _info in (
     MethodInfo("passion-no-pixel-kd", "PASSION without pixel-wise self-distillation", _ABLATION, {"enabled": True, **_NO_PIXEL_KD}, tags=("ablation",)),
     MethodInfo("passion-no-proto-kd", "PASSION without prototype self-distillation", _ABLATION, {"enabled": True, **_NO_PROTO_KD}, tags=("ablation",)),
     MethodInfo("passion-no-task-reg", "PASSION with beta frozen at 1 (no task-wise regularisation)", _ABLATION, {"enabled": True, **_NO_TASK_REG}, tags=("ablation",)),
+    MethodInfo("passion-no-grad-gate", "PASSION without the relative-preference gate (no gradient-wise regularisation)", _ABLATION, {"enabled": True, **_NO_GRAD_GATE}, tags=("ablation",)),
+    MethodInfo("pixel-kd-only", "baseline + PASSION's pixel-wise self-distillation alone", _ABLATION, {"enabled": True, **_NO_PROTO_KD, **_NO_TASK_REG, **_NO_GRAD_GATE}, tags=("ablation",)),
+    MethodInfo("proto-kd-only", "baseline + PASSION's prototype self-distillation alone", _ABLATION, {"enabled": True, **_NO_PIXEL_KD, **_NO_TASK_REG, **_NO_GRAD_GATE}, tags=("ablation",)),
+    MethodInfo("task-reg-only", "baseline + PASSION's task-wise regularisation (beta) alone", _ABLATION, {"enabled": True, **_NO_PIXEL_KD, **_NO_PROTO_KD, **_NO_GRAD_GATE}, tags=("ablation",)),
     MethodInfo("grad-gate-only", "baseline + PASSION's relative-preference gate alone", _ABLATION, {"enabled": True, **_NO_PIXEL_KD, **_NO_PROTO_KD, **_NO_TASK_REG}, tags=("ablation",)),
     MethodInfo("moddrop", "random dropout of available modalities", "Neverova et al., ModDrop, TPAMI 2016", {"enabled": False}, ModDropConfig, "trainables.methods.moddrop:ModDrop", tags=("balancing",)),
     MethodInfo("pmr", "prototypical modal rebalance", "Fan et al., PMR, CVPR 2023", {"enabled": False}, PMRConfig, "trainables.methods.pmr:PMR", tags=("balancing",)),

@@ -1,12 +1,12 @@
 """Coefficients of PASSION, with the reference implementation's values as defaults."""
+
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from trainables.errors import ConfigError
 
-__all__ = ["PassionConfig", "METHODS", "with_method"]
+__all__ = ["PassionConfig"]
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,8 @@ class PassionConfig:
     """Every tunable number of PASSION.
 
     Attributes:
-        enabled: PASSION on; off gives the baseline ``fuse + prm + sum_m sep_m``.
+        enabled: PASSION on; off gives the baseline ``fuse + prm + sum_m sep_m``. Set by
+            the run's method (``method.name``), not on its own.
         temperature: softening temperature of the pixel-wise KL distillation.
         kl_weight: weight of the pixel-wise distillation term.
         proto_weight: weight of the prototype distillation term.
@@ -30,6 +31,10 @@ class PassionConfig:
             modality, or no class shared by the batch) is left out of the step's
             preference; off (the reference), it turns the uni-modal and prototype
             terms of the whole step off (see ``step_relative_preference``).
+        preference_gate: gate the separate-decoder and prototype terms by the step's
+            relative preference (``lag_m``, the gradient-wise regularisation); off,
+            every modality's terms count (``lag_m = 1``), as in the
+            ``passion-no-grad-gate`` ablation.
     """
 
     enabled: bool = True
@@ -44,6 +49,7 @@ class PassionConfig:
     beta_norm: float = 2.0
     warmup_epochs: int = 0
     per_sample_preference: bool = False
+    preference_gate: bool = True
 
     def __post_init__(self) -> None:
         checks = {
@@ -60,18 +66,3 @@ class PassionConfig:
         for name, valid in checks.items():
             if not valid:
                 raise ConfigError(f"passion.{name} has an invalid value {getattr(self, name)!r}")
-
-
-# Training methods by name: the baseline is PASSION switched off.
-METHODS: dict[str, bool] = {"baseline": False, "passion": True}
-
-
-def with_method(config: PassionConfig, method: str) -> PassionConfig:
-    """``config`` switched on or off for the named method (``baseline`` or ``passion``).
-
-    Raises:
-        ConfigError: for an unknown method.
-    """
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
-    return dataclasses.replace(config, enabled=METHODS[method])

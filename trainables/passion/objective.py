@@ -3,16 +3,19 @@
 :func:`combine_loss_terms` weighs per-sample loss terms into the step's total (the
 spec's formula, in one place). :func:`training_step` runs the backbone, computes the
 terms and accumulates their gradients. It computes only what the loss uses: encoders
-and separate-decoder passes run only for the (sample, modality) pairs that count, and
-all single-modality student passes run as one batched fusion-decoder call over those
-pairs. It also back-propagates in stages: the decoders (teacher, students, separate)
+and separate-decoder passes run only for the (sample, modality) pairs that count (and
+the separate passes of modalities the relative preference gates off without autograd,
+for the log), and all single-modality student passes run as one batched fusion-decoder
+call over those pairs. It also back-propagates in stages: the decoders (teacher, students, separate)
 each run on detached copies of the encoder features and are back-propagated, and
 their graphs freed, before the next stage; the encoders are back-propagated last
 with the summed feature gradients. By linearity the gradients equal those of the
 total, while only one decoder stage's activations are alive at a time.
 """
+
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from trainables.backbones import Backbone, FusionOutput
+from trainables.methods.hooks import TrainingMethod, UnimodalStep
 from trainables.modalities import NUM_CLASSES, NUM_MODALITIES
 from trainables.passion.config import PassionConfig
 from trainables.passion.losses import (
@@ -105,6 +109,11 @@ def _weighted_parts(
     return parts
 
 
+def _lagging(preference: Tensor, config: PassionConfig) -> Tensor:
+    """``lag_m = rp_m > 0``, or every modality when the relative-preference gate is off."""
+    return preference > 0 if config.preference_gate else torch.ones_like(preference, dtype=torch.bool)
+
+
 def _total(parts: dict[str, Tensor], config: PassionConfig) -> Tensor:
     scale = {"kl": config.kl_weight, "proto": config.proto_weight}
     return sum(scale.get(name, 1.0) * value for name, value in parts.items())
@@ -135,13 +144,9 @@ def combine_loss_terms(
     """
     preference = lag = None
     if config.enabled and not warmup:
-        preference = step_relative_preference(
-            terms.distance.detach(), counted, per_sample=config.per_sample_preference
-        )
-        lag = preference > 0
-    parts = _weighted_parts(
-        terms, lag=lag, beta=beta, modality_weights=modality_weights, config=config, warmup=warmup
-    )
+        preference = step_relative_preference(terms.distance.detach(), counted, per_sample=config.per_sample_preference)
+        lag = _lagging(preference, config)
+    parts = _weighted_parts(terms, lag=lag, beta=beta, modality_weights=modality_weights, config=config, warmup=warmup)
     total = _total(parts, config)
     return StepLoss(
         total=total,
@@ -191,6 +196,15 @@ class _Pairs:
         self.rows, self.modalities = counted.nonzero(as_tuple=True)
         self.single = counted.sum(dim=1)[self.rows] == 1  # per pair: its sample has only this modality
 
+    def subset(self, keep: Tensor) -> _Pairs:
+        """The pairs where ``keep`` (one bool per pair) holds."""
+        subset = copy.copy(self)
+        subset.rows, subset.modalities, subset.single = self.rows[keep], self.modalities[keep], self.single[keep]
+        return subset
+
+    def __len__(self) -> int:
+        return self.rows.numel()
+
     def scatter(self, values: Tensor) -> Tensor:
         grid = values.new_zeros(self.batch, NUM_MODALITIES)
         return grid.index_put((self.rows, self.modalities), values)
@@ -215,6 +229,7 @@ def training_step(
     modality_weights: Tensor,
     config: PassionConfig,
     warmup: bool,
+    method: TrainingMethod | None = None,
 ) -> StepLoss:
     """Compute one step's loss and accumulate its gradients into the model's ``.grad``.
 
@@ -229,6 +244,8 @@ def training_step(
         modality_weights: ``K`` frequency weights ``w_m``.
         config: PASSION coefficients (``enabled`` decides whether to distil).
         warmup: only the separate-decoder term counts.
+        method: a balancing method's hooks (after the fused terms, an extra unimodal
+            loss as part ``method``, the encoders' back-propagation), if any.
 
     Returns:
         The step's (detached) loss, its parts, and the relative preference and
@@ -245,7 +262,9 @@ def training_step(
 
     def back_propagate(terms: LossTerms) -> None:
         stage = _weighted_parts(terms, lag=lag, **weighting)
-        _total(stage, config).backward()
+        total = _total(stage, config)
+        if total.requires_grad:  # not when every term of the stage is gated off or skipped
+            total.backward()
         parts.update({name: value.detach() for name, value in stage.items()})
         for name in ("sep", "kl", "proto"):
             if getattr(terms, name) is not None:
@@ -255,15 +274,23 @@ def training_step(
         teacher = model.fuse(leaves, fusion_mask)
         fuse, prm = _segmentation_terms(teacher, target, model.deep_supervision)
         back_propagate(LossTerms(fuse=fuse, prm=prm))
+        if method is not None:
+            method.after_multimodal_stage(leaves)
         if config.enabled:
             kl, proto, distance = _distillation_terms(model, leaves, pairs, teacher, target, config)
             preference = step_relative_preference(distance, counted, per_sample=config.per_sample_preference)
-            lag = preference > 0
+            lag = _lagging(preference, config)
             per_modality["distance"] = distance.sum(dim=0)
             back_propagate(LossTerms(kl=kl, proto=proto))
     if model.has_separate_decoder:
-        back_propagate(LossTerms(sep=_separate_terms(model, leaves, pairs, target)))
-    _back_propagate_encoders(features, leaves)
+        back_propagate(LossTerms(sep=_separate_terms(model, leaves, pairs, target, lag)))
+    if method is not None:
+        extra = method.unimodal_loss(UnimodalStep(model, leaves, counted, target, shared_classes(target)))
+        if extra is not None:
+            extra.backward()
+            parts["method"] = extra.detach()
+    if method is None or not method.back_propagate_encoders(features, leaves):
+        _back_propagate_encoders(features, leaves)
     return StepLoss(
         total=_total(parts, config),
         parts=parts,
@@ -274,9 +301,18 @@ def training_step(
 
 
 def _distillation_terms(
-    model: Backbone, leaves: Sequence[Tensor], pairs: _Pairs, teacher: FusionOutput, target: Tensor, config: PassionConfig
+    model: Backbone,
+    leaves: Sequence[Tensor],
+    pairs: _Pairs,
+    teacher: FusionOutput,
+    target: Tensor,
+    config: PassionConfig,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-pair KL and prototype terms of the batched student passes, scattered to ``BK``."""
+    """Per-pair KL and prototype terms and distances of the batched student passes, scattered to ``BK``.
+
+    A sample with one modality still needs its student pass although the student is
+    its teacher: the clamped KL has a gradient there (where probabilities are clamped).
+    """
     student_mask = F.one_hot(pairs.modalities, NUM_MODALITIES).bool()
     student = model.fuse([level[pairs.rows] for level in leaves], student_mask)
     reference = _detached(teacher, pairs.rows)
@@ -285,13 +321,33 @@ def _distillation_terms(
         student.features[0], reference.features[0], target[pairs.rows], classes=shared_classes(target)
     )
     # Where a sample has one modality, its student is its teacher: the reference's
-    # distance is exactly 0 there (which makes its relative preference undefined), while
-    # a differently batched pass may leave roundoff.
+    # distance is exactly 0 there (at its batch size 1), which makes the sample's
+    # relative preference undefined; a differently batched pass may leave roundoff.
     distance = torch.where(pairs.single, 0.0, distance.detach())
     return pairs.scatter(kl), pairs.scatter(proto), pairs.scatter(distance)
 
 
-def _separate_terms(model: Backbone, leaves: Sequence[Tensor], pairs: _Pairs, target: Tensor) -> Tensor:
+def _separate_terms(
+    model: Backbone, leaves: Sequence[Tensor], pairs: _Pairs, target: Tensor, lag: Tensor | None
+) -> Tensor:
+    """Per-pair separate-decoder losses, scattered to ``BK``.
+
+    With PASSION the term of a modality counts only where it lags (``lag``); the
+    reference multiplies the others by zero, so they get no gradient. They run without
+    autograd, only for the per-modality log.
+    """
+    counts = pairs if lag is None else pairs.subset(lag[pairs.modalities])
+    losses = _separate_losses(model, leaves, counts, target)
+    if lag is not None:
+        with torch.no_grad():
+            gated_off = _separate_losses(model, leaves, pairs.subset(~lag[pairs.modalities]), target)
+        losses = losses + gated_off  # outside no_grad, or the counted terms lose their graph
+    return losses
+
+
+def _separate_losses(model: Backbone, leaves: Sequence[Tensor], pairs: _Pairs, target: Tensor) -> Tensor:
+    if not len(pairs):
+        return target.new_zeros(pairs.batch, NUM_MODALITIES)
     logits = model.separate([level[pairs.rows, pairs.modalities] for level in leaves])
     return pairs.scatter(segmentation_loss(torch.softmax(logits, dim=1), target[pairs.rows]))
 

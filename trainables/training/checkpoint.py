@@ -24,7 +24,7 @@ import torch
 from trainables.backbones import Backbone, build_backbone
 from trainables.backbones.reference import load_reference_state_dict
 from trainables.config import ModelConfig, RunConfig
-from trainables.errors import CheckpointError
+from trainables.errors import CheckpointError, DataError
 
 __all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "load_model", "import_reference_checkpoint"]
 
@@ -32,13 +32,24 @@ CHECKPOINT_FORMAT = 1
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to ``path`` atomically (a crash leaves the previous file intact)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write ``state`` to ``path`` atomically (a crash leaves the previous file intact).
+
+    Raises:
+        DataError: if the file cannot be written (read-only folder, full disk).
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as error:
+        raise DataError(f"cannot write checkpoint {path}: {error.strerror or error}") from None
     os.close(handle)
     try:
         torch.save({"format": CHECKPOINT_FORMAT, **state}, temporary)
         os.replace(temporary, path)
+    except (OSError, RuntimeError) as error:  # torch reports a failed write (a full disk) as RuntimeError
+        Path(temporary).unlink(missing_ok=True)
+        reason = error.strerror if isinstance(error, OSError) else "the write failed (is the disk full?)"
+        raise DataError(f"cannot write checkpoint {path}: {reason}; an earlier checkpoint there is kept") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -59,7 +70,21 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"cannot read checkpoint {path}: {error}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
         raise CheckpointError(f"{path} is not a passion-sweep checkpoint (format {CHECKPOINT_FORMAT})")
+    require_keys(state, path, ("config",))
     return state
+
+
+def require_keys(state: dict[str, Any], path: Path, keys: tuple[str, ...]) -> None:
+    """Raise unless the checkpoint ``state`` read from ``path`` holds every key of ``keys``.
+
+    Raises:
+        CheckpointError: naming the missing keys.
+    """
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} lacks {', '.join(missing)}: it is damaged or was not written by passion-sweep"
+        )
 
 
 def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[Backbone, dict[str, Any]]:

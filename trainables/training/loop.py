@@ -24,11 +24,20 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from trainables.backbones import Backbone, build_backbone
 from trainables.config import RunConfig
-from trainables.data import MissingRateSplit, TrainingDataset, read_case_list, read_manifest, read_split_csv
+from trainables.data import (
+    Augmentation,
+    MissingRateSplit,
+    TrainingDataset,
+    read_case_list,
+    read_manifest,
+    read_split_csv,
+)
+from trainables.data.atomic import atomic_write
 from trainables.errors import CheckpointError, ConfigError, TrainingError
+from trainables.methods.hooks import TrainingMethod, build_training_method
 from trainables.modalities import MODALITIES, NUM_MODALITIES
 from trainables.passion import PreferenceBalancer, modality_frequency_weights
-from trainables.training.checkpoint import load_checkpoint, save_checkpoint
+from trainables.training.checkpoint import load_checkpoint, require_keys, save_checkpoint
 from trainables.training.step import (
     NonFiniteLossError,
     build_optimizer,
@@ -156,6 +165,8 @@ def _prepare_run_dir(out_dir: Path, config: RunConfig, resume: bool) -> dict[str
             raise CheckpointError(
                 f"{checkpoint_path} holds imported weights without optimizer state: evaluate it, or train afresh"
             )
+        if state is not None:
+            require_keys(state, checkpoint_path, ("passion", "epoch"))
         if state is not None and state["config"]["model"] != config.to_dict()["model"]:
             raise CheckpointError(
                 f"{checkpoint_path} was trained with model {state['config']['model']}, "
@@ -168,12 +179,21 @@ def _prepare_run_dir(out_dir: Path, config: RunConfig, resume: bool) -> dict[str
     return None
 
 
+def _epoch_of(line: str) -> int:
+    """The epoch of a ``metrics.jsonl`` line; 0 for a line a killed run left half-written."""
+    try:
+        return int(json.loads(line)["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return 0
+
+
 def _truncate_metrics(path: Path, epochs_kept: int) -> None:
     """Drop metric lines of epochs beyond the checkpoint (written before an interruption)."""
     if not path.exists():
         return
-    lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["epoch"] <= epochs_kept]
-    path.write_text("".join(f"{line}\n" for line in lines))
+    lines = [line for line in path.read_text().splitlines() if 0 < _epoch_of(line) <= epochs_kept]
+    with atomic_write(path, "w") as stream:  # a full disk must not truncate the metrics
+        stream.write("".join(f"{line}\n" for line in lines))
 
 
 def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Report | None = None) -> Backbone:
@@ -199,18 +219,24 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
     device = resolve_device(config.train.device)
     plan = _plan(config)
     state = _prepare_run_dir(out_dir, config, resume)
-    (out_dir / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    with atomic_write(out_dir / CONFIG_NAME, "w") as stream:
+        stream.write(json.dumps(config.to_dict(), indent=2) + "\n")
 
     torch.manual_seed(config.train.seed)
     model = build_backbone(config.model.backbone, width=config.model.width, patch_size=config.model.patch_size)
     model.to(device)
     optimizer = build_optimizer(model, config.train)
     balancer = PreferenceBalancer(config.passion, plan.distance_normalisers)
+    method = build_training_method(config)
     start_epoch = 0
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        balancer.load_state_dict(state["passion"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            balancer.load_state_dict(state["passion"])
+        except (RuntimeError, ValueError, KeyError) as error:  # written by another version of the model
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CheckpointError(f"{out_dir / CHECKPOINT_NAME} does not fit this run's model: {reason}") from None
         start_epoch = int(state["epoch"])
         logger.info("resuming %s after epoch %d", out_dir, start_epoch)
     _truncate_metrics(out_dir / METRICS_NAME, start_epoch)
@@ -221,7 +247,7 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
         patch_size=config.model.patch_size,
         mask_type=config.train.mask_type,
         split=plan.split,
-        augment=config.train.augment,
+        augment=Augmentation(rotation_fill=config.train.rotation_fill) if config.train.augment else False,
     )
     started = time.monotonic()
     for epoch in range(start_epoch, config.train.epochs):
@@ -231,7 +257,9 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
         for group in optimizer.param_groups:
             group["lr"] = lr
         loader = _loader(dataset, config, plan, epoch, pin_memory=device.type == "cuda")
-        metrics = _train_epoch(model, optimizer, balancer, loader, config, plan, epoch, device, out_dir)
+        if method is not None:
+            method.start_epoch(epoch, config.train.epochs)
+        metrics = _train_epoch(model, optimizer, balancer, method, loader, config, plan, epoch, device, out_dir)
         metrics["lr"] = lr
         done = epoch + 1
         if plan.val_cases and (done % config.train.val_every == 0 or done == config.train.epochs):
@@ -267,6 +295,7 @@ def _train_epoch(
     model: Backbone,
     optimizer: torch.optim.Optimizer,
     balancer: PreferenceBalancer,
+    method: TrainingMethod | None,
     loader: DataLoader,
     config: RunConfig,
     plan: _Plan,
@@ -296,6 +325,7 @@ def _train_epoch(
                 beta=balancer.beta,
                 modality_weights=plan.modality_weights,
                 warmup=warmup,
+                method=method,
             )
         except NonFiniteLossError as error:
             last = f"{out_dir / CHECKPOINT_NAME} (epoch {epoch})" if epoch > 0 else "none yet"
@@ -317,6 +347,8 @@ def _train_epoch(
         metrics.update({f"rp/{name}": float(value) for name, value in zip(MODALITIES, epoch_preference)})
         metrics.update({f"rp_step/{name}": float(value) / steps for name, value in zip(MODALITIES, preference_sum)})
     metrics.update({f"beta/{name}": float(value) for name, value in zip(MODALITIES, balancer.beta)})
+    if method is not None:
+        metrics.update(method.epoch_metrics())
     return metrics
 
 

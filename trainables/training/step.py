@@ -15,6 +15,7 @@ from torch import Tensor
 from trainables.backbones import Backbone
 from trainables.config import TrainConfig
 from trainables.errors import TrainingError
+from trainables.methods.hooks import TrainingMethod
 from trainables.passion import PassionConfig, training_step
 from trainables.passion.objective import StepLoss
 
@@ -65,6 +66,7 @@ def optimisation_step(
     beta: Tensor,
     modality_weights: Tensor,
     warmup: bool,
+    method: TrainingMethod | None = None,
 ) -> StepLoss:
     """Zero the gradients, compute the loss and its gradients, and step the optimizer.
 
@@ -80,6 +82,8 @@ def optimisation_step(
         beta: ``K`` preference-balancing factors.
         modality_weights: ``K`` frequency weights.
         warmup: whether the step is in the warm-up epochs.
+        method: a balancing method's hooks: it may drop modalities from ``mask``
+            before the forward pass and change the gradients before the update.
 
     Returns:
         The step's loss (computed before the update).
@@ -87,6 +91,8 @@ def optimisation_step(
     Raises:
         NonFiniteLossError: if the loss is NaN or infinite (nothing was updated).
     """
+    if method is not None:
+        mask = method.drop_modalities(mask)
     counted = counted_pairs(mask, train.mask_type)
     optimizer.zero_grad(set_to_none=True)
     loss = training_step(
@@ -99,9 +105,12 @@ def optimisation_step(
         modality_weights=modality_weights,
         config=passion,
         warmup=warmup,
+        method=method,
     )
     if not torch.isfinite(loss.total):
         raise NonFiniteLossError(f"loss became {loss.total.item()}")
+    if method is not None:
+        method.after_backward(model)
     if train.step_every_parameter:
         for parameter in model.parameters():
             if parameter.requires_grad and parameter.grad is None:

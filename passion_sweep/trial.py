@@ -1,13 +1,12 @@
-"""What one trial of a sweep does, and the data every trial needs, prepared beforehand.
+"""What one trial of a sweep does.
 
-:func:`prepare_sweep_data` runs on the driver before any trial starts: it generates
-(or finds) the data set and writes the split CSVs, so that trials only get absolute
-paths. :func:`run_trial` is the trial itself, written against :class:`TrialSession`
-rather than Ray: it trains with :func:`~trainables.training.loop.fit` (reporting each
+:func:`run_trial` is the trial itself, written against :class:`TrialSession` rather
+than Ray: it trains with :func:`~trainables.training.loop.fit` (reporting each
 epoch and its checkpoint through the session, and resuming from the session's
 checkpoint after a failure), evaluates the last model on all 15 modality subsets of
 the test cases and logs everything to the trial's one MLflow run. The Ray Tune side of
-the session lives in :mod:`passion_sweep.launcher`.
+the session lives in :mod:`passion_sweep.launcher`; the data every trial reads is
+prepared beforehand on the driver (:mod:`passion_sweep.sweep_data`).
 """
 
 from __future__ import annotations
@@ -24,28 +23,19 @@ from typing import Any, Protocol
 import torch
 
 from passion_sweep import tracking
-from passion_sweep.phantom import ensure_phantom
+from passion_sweep.layout import EVALUATION_DIR
 from passion_sweep.search_space import GridCell
 from passion_sweep.spec import SweepSpec
+from passion_sweep.sweep_data import SweepData
 from trainables.backbones import Backbone
 from trainables.config import RunConfig
-from trainables.data import read_case_list, read_manifest, read_split_csv, write_missing_rate_split
-from trainables.data.atomic import ensure_directory
+from trainables.data import read_case_list
 from trainables.evaluation.evaluate import PER_CASE_FILE, evaluate_model, write_evaluation
 from trainables.training.loop import CONFIG_NAME, METRICS_NAME, EpochReport, fit
 
-__all__ = ["SweepData", "SweepContext", "TrialSession", "prepare_sweep_data", "run_trial"]
+__all__ = ["SweepContext", "TrialSession", "run_trial"]
 
 logger = logging.getLogger(__name__)
-
-
-
-@dataclass(frozen=True)
-class SweepData:
-    """The prepared data of a sweep: absolute data folder and split CSV per split name."""
-
-    root: Path
-    splits: Mapping[str, Path]
 
 
 @dataclass(frozen=True)
@@ -95,35 +85,6 @@ class TrialSession(Protocol):
         """Report one result with the checkpoint folder it belongs to."""
 
 
-def prepare_sweep_data(spec: SweepSpec, sweep_dir: Path) -> SweepData:
-    """Find or generate the data set and write each split's CSV into ``sweep_dir/splits``.
-
-    Runs on the driver, before any trial.
-
-    Raises:
-        DataError: if the data set, a case list or a split CSV is missing or malformed.
-    """
-    if spec.data.phantom is not None:
-        phantom = spec.data.phantom
-        cache = phantom.cache or sweep_dir / "phantom"
-        root = ensure_phantom(cache, cases=phantom.cases, shape=phantom.shape, seed=phantom.seed)
-    else:
-        root = Path(str(spec.data.path))
-    known = {row.case for row in read_manifest(root)}
-    read_case_list(root / spec.eval.cases, known_cases=known)
-    split_dir = ensure_directory(sweep_dir / "splits", what="split folder")
-    splits = {}
-    for name in dict.fromkeys(spec.grid.get("split", [])):
-        split = spec.splits[str(name)]
-        if split.csv is not None:
-            read_split_csv(split.csv, known_cases=known)
-            splits[str(name)] = split.csv
-        else:
-            splits[str(name)] = split_dir / f"{name}.csv"
-            write_missing_rate_split(root, splits[str(name)], rates=split.rates(), seed=split.seed)
-    return SweepData(root=root, splits=splits)
-
-
 class _Objective:
     """Best value so far of one metric (``None`` until the metric first appears)."""
 
@@ -148,12 +109,13 @@ def _configure_torch(cpus: float, gpus: float) -> None:
         torch.cuda.set_per_process_memory_fraction(gpus)
 
 
-def _tags(cell: GridCell, config: RunConfig) -> dict[str, str]:
+def _grid_values(cell: GridCell, config: RunConfig) -> dict[str, str]:
+    """The values that tell trials apart in tables and plots: tags of the trial's run (which
+    tables select by) and params too (which MLflow's compare view plots)."""
     return {
-        tracking.TAG_CELL: cell.label,
         "backbone": config.model.backbone,
         "split": str(cell.values.get("split", "none")),
-        "method": "passion" if config.passion.enabled else "baseline",
+        "method": config.method.name,
         "seed": str(config.train.seed),
     }
 
@@ -175,12 +137,16 @@ def _train(
     resumed = session.restore_checkpoint(run_dir)
     for past in _past_metrics(run_dir):
         objective.update(past)
+    # A trial that stopped after logging an epoch but before the scheduler saved its checkpoint
+    # trains that epoch again (from the last checkpoint, or from scratch): log it once.
+    logged = tracking.last_logged_step(context.tracking, run_id)
     last_epoch: dict[str, float] = {}
 
     def on_epoch(report: EpochReport) -> None:
         objective.update(report.metrics)
         metrics = {**report.metrics, **objective.as_metrics()}
-        tracking.log_metrics(context.tracking, run_id, metrics, step=report.epoch)
+        if report.epoch > logged:
+            tracking.log_metrics(context.tracking, run_id, metrics, step=report.epoch)
         if report.epoch < report.epochs:
             session.report(metrics, run_dir)
         else:
@@ -205,10 +171,11 @@ def _evaluate(
         read_case_list(context.data.root / spec.eval.cases),
         patch_size=config.model.patch_size,
         overlap=spec.eval.overlap,
+        hd95_percentile=spec.eval.hd95_percentile,
         hd95_convention=spec.eval.hd95_convention,
         progress=False,
     )
-    evaluation_dir = context.directory / "evaluation" / trial_id
+    evaluation_dir = context.directory / EVALUATION_DIR / trial_id
     write_evaluation(result, evaluation_dir)
     tracking.log_test_results(
         context.tracking,
@@ -239,12 +206,13 @@ def run_trial(context: SweepContext, cell_index: int, params: Mapping[str, Any],
     cell = context.cells[cell_index]
     config = context.run_config(cell, params)
     _configure_torch(session.cpus, session.gpus)
+    grid = _grid_values(cell, config)
     run_id = tracking.open_trial_run(
         context.tracking,
         session.trial_id,
         run_name=f"{cell.name}-{session.trial_id}",
-        tags=_tags(cell, config),
-        params=tracking.flatten_config(config),
+        tags={tracking.TAG_CELL: cell.label, **grid},
+        params={**tracking.flatten_config(config), **grid},
     )
     with tempfile.TemporaryDirectory(prefix=f"trial-{session.trial_id}-") as scratch:
         run_dir = Path(scratch)
