@@ -27,14 +27,13 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainables.backbones.base import Backbone, FusionOutput, register_backbone
 from trainables.backbones.blocks import init_conv_weights
 from trainables.backbones.layers import mask_modalities
 from trainables.backbones.mmformer_blocks import Encoder, FusionDecoder, SeparateDecoder, TokenTransformer
-from trainables.backbones.transformer import tokens_to_volume, volume_to_tokens
+from trainables.backbones.transformer import resample_tokens, tokens_to_volume, volume_to_tokens
 from trainables.modalities import MODALITIES, NUM_MODALITIES
 
 __all__ = ["MMFormer"]
@@ -89,13 +88,7 @@ class MMFormer(Backbone):
 
         The resampling lets a model trained on one patch size run on inputs of another.
         """
-        weight = getattr(self, f"{MODALITIES[modality]}_pos")
-        if tuple(grid) == self.grid:
-            return weight
-        volume = F.interpolate(
-            tokens_to_volume(weight, self.grid), size=tuple(grid), mode="trilinear", align_corners=True
-        )
-        return volume_to_tokens(volume)
+        return resample_tokens(getattr(self, f"{MODALITIES[modality]}_pos"), self.grid, grid)
 
     def encode(self, images: Tensor, modality: int) -> list[Tensor]:
         name = MODALITIES[modality]
