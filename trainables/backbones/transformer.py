@@ -83,21 +83,6 @@ class MultiHeadSelfAttention(nn.Module):
         )
         return self.proj_dropout(self.proj(attended.transpose(1, 2).reshape(batch, length, dim)))
 
-    def attention_weights(self, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
-        """The attention weights :meth:`forward` applies (before dropout), ``N x heads x L x L``.
-
-        The fused attention kernel does not return them; a model that reuses them (M2FTrans
-        weights its skip features by them) computes them here, at the cost of a second
-        query/key projection.
-
-        Args: as :meth:`forward`.
-        """
-        query, key, _ = self._heads(tokens)
-        scores = (query @ key.transpose(-2, -1)) * query.shape[-1] ** -0.5
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        return scores.softmax(dim=-1)
-
 
 class TransformerLayer(nn.Module):
     """Pre-norm transformer layer: ``x + attention(LN(x))``, then ``x + MLP(LN(x))``.
