@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 # Trials report the objective only once they have validated; ASHA skips results without it.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+# Tune's new console output prints its configuration box even at verbose=0; its legacy
+# reporter prints nothing there. The sweep's own console (_ProgressCallback) says what matters.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
 @dataclass(frozen=True)

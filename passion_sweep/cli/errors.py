@@ -24,7 +24,9 @@ class ReportingGroup(click.Group):
 
     :class:`PassionSweepError` exits with its :attr:`~PassionSweepError.exit_code`
     (usage and configuration 2, data and runtime 1); click's usage errors, which click
-    prints as a usage block, exit with 2 and end with a pointer to ``--help``.
+    prints as a usage block, exit with 2 and end with a pointer to ``--help``; an
+    :class:`OSError` or :class:`EOFError` that no library error names (a full disk, a
+    truncated file) exits with 1.
     """
 
     def main(

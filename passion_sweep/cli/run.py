@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,11 +26,15 @@ _address_option = click.option(
 )
 
 
-def _quiet_optuna() -> None:
-    """Optuna logs every study it creates; the sweep's progress lines say what matters."""
+def _quiet_libraries() -> None:
+    """Optuna logs every study it creates and MLflow the set-up of its store; the sweep's
+    progress lines say what matters (``-v`` shows MLflow's lines). Runs before MLflow is
+    imported, which reads its level once."""
     import optuna  # a second of imports that status and --dry-run do not need
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def _report(outcome: SweepOutcome) -> None:
@@ -57,9 +63,9 @@ def run(spec_file: str, dry_run: bool, address: str | None, overrides: tuple[str
     if dry_run:
         click.echo(describe_plan(spec))
         return
+    _quiet_libraries()
     from passion_sweep.launcher import run_sweep  # imports Ray, which --dry-run does not need
 
-    _quiet_optuna()
     outcome = run_sweep(spec, address=address)
     _report(outcome)
 
@@ -69,9 +75,9 @@ def run(spec_file: str, dry_run: bool, address: str | None, overrides: tuple[str
 @_address_option
 def resume(target: str, address: str | None) -> None:
     """Finish the sweep in folder PATH (or named NAME under ./sweeps) whose driver stopped."""
+    _quiet_libraries()
     from passion_sweep.launcher import resume_sweep
 
-    _quiet_optuna()
     outcome = resume_sweep(target, address=address)
     _report(outcome)
 

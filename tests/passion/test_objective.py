@@ -84,7 +84,9 @@ def test_training_step_matches_naive_computation(name: str, enabled: bool) -> No
     availability = torch.tensor([[True, False, True, True], [False, True, False, False], [True, True, True, True]])
     images = torch.randn(3, 4, size, size, size, dtype=torch.float64) * availability[..., None, None, None]
     labels = torch.randint(0, 4, (3, size, size, size))
-    config = PassionConfig(enabled=enabled)
+    # Per-sample preference: the one-modality sample is left out instead of making the
+    # whole step's preference NaN, so that the relative preference gates some terms on.
+    config = PassionConfig(enabled=enabled, per_sample_preference=True)
     masks = {"fusion_mask": availability, "counted": availability}
 
     step = training_step(
@@ -101,10 +103,10 @@ def test_training_step_matches_naive_computation(name: str, enabled: bool) -> No
     assert step.parts.keys() == naive.parts.keys()
     for name, value in naive.parts.items():
         torch.testing.assert_close(step.parts[name], value, atol=1e-5, rtol=0, msg=name)
-    if enabled:  # the single-modality case makes both NaN, as the reference's
-        torch.testing.assert_close(
-            step.relative_preference, naive.relative_preference, atol=1e-5, rtol=0, equal_nan=True
-        )
+    if enabled:
+        torch.testing.assert_close(step.relative_preference, naive.relative_preference, atol=1e-5, rtol=0)
+        lagging = step.relative_preference > 0
+        assert lagging.any() and not lagging[availability.any(0)].all(), "both gated and counted terms"
     assert fast_grads.keys() <= naive_grads.keys()
     for name, naive_grad in naive_grads.items():
         fast_grad = fast_grads.get(name, torch.zeros_like(naive_grad))
@@ -148,3 +150,20 @@ def test_warmup_counts_only_the_separate_term() -> None:
         ]
     expected = sum(BETA[m] * WEIGHTS[m] * sep[m][0] for m in (0, 1))
     torch.testing.assert_close(step.total, expected)
+
+
+def test_a_one_modality_case_gates_off_every_separate_term() -> None:
+    """The reference's NaN preference: no modality lags, the separate decoder gets no gradient."""
+    torch.manual_seed(2)
+    model = build_backbone("rfnet", width=4, patch_size=16)
+    mask = torch.tensor([[True, True, False, False], [False, False, True, False]])
+    images = torch.randn(2, 4, 16, 16, 16) * mask[..., None, None, None]
+    labels = torch.randint(0, 4, (2, 16, 16, 16))
+    step = training_step(
+        model, images, labels, fusion_mask=mask, counted=mask, beta=BETA, modality_weights=WEIGHTS,
+        config=PassionConfig(), warmup=False,
+    )
+    assert step.relative_preference.isnan().all() and step.parts["sep"] == 0 and step.parts["proto"] == 0
+    assert (step.per_modality["sep"][:3] > 0).all()  # still computed, for the log
+    assert all(p.grad is None for p in model.separate_decoder.parameters())
+    assert all(p.grad is not None for p in model.fusion_decoder.parameters() if p.requires_grad)

@@ -88,3 +88,11 @@ def test_an_unknown_reference_name_is_named() -> None:
     model = build_backbone("rfnet", width=8, patch_size=80)
     with pytest.raises(CheckpointError, match=r"'decoder_fuse\.RFM5\.short_cut\.0\.conv\.weight' has no counterpart"):
         load_reference_state_dict(model, {"decoder_fuse.RFM5.short_cut.0.conv.weight": torch.zeros(1)})
+
+
+def test_training_cannot_resume_imported_weights(prepared_phantom: Path, tmp_path: Path) -> None:
+    reference_checkpoint(tmp_path / "model_last.pth")
+    assert import_checkpoint(tmp_path / "model_last.pth", tmp_path / "run/checkpoint.pt").exit_code == 0
+    args = ["train", "--data", str(prepared_phantom), "--split", str(prepared_phantom / "mr2468.csv")]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run"), "--resume"])
+    assert_one_line_error(result, r"holds imported weights without optimizer state: evaluate it, or train afresh")

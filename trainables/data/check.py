@@ -157,13 +157,13 @@ def _unlisted_arrays(data_dir: Path, known: set[str]) -> str | None:
 
 def _normalization_problem(recorded: dict[str, str] | None, backgrounds: dict[str, int]) -> str | None:
     """A problem if the background contradicts the normalization ``prepare`` recorded."""
-    normalization = (recorded or {}).get("normalization", "")
-    expected = {"reference": "reference", "zero-background": "zero"}.get(normalization)
+    recorded = recorded or {}
+    expected = {"reference": "reference", "zero-background": "zero"}.get(recorded.get("normalization", ""))
     contradicting = sum(count for kind, count in backgrounds.items() if kind != expected)
     if expected is None or not contradicting:
         return None
     return (
-        f"{PREPROCESSING_NAME} records {normalization} normalization, but {contradicting} cases have "
+        f"{PREPROCESSING_NAME} records {recorded['normalization']} normalization, but {contradicting} cases have "
         f"another background ({', '.join(f'{kind} {count}' for kind, count in backgrounds.items())})"
     )
 
