@@ -11,10 +11,8 @@ from trainables.errors import ConfigError
 from trainables.passion import PassionConfig, training_step
 
 WIDTH = 4
-# Parameters at the reference width 8 and patch 80; mmFormer's reference has 35,599,184:
-# the 516 fewer are its 1/16 deep-supervision head, which the contract has no scale for.
-# M2FTrans has exactly the reference's 13,194,788.
-PARAMETERS_AT_WIDTH_8 = {"rfnet": 2_381_792, "mmformer": 35_598_668, "m2ftrans": 13_194_788}
+# Parameters at the reference width 8 and patch 80: exactly the reference's for all three.
+PARAMETERS_AT_WIDTH_8 = {"rfnet": 2_381_792, "mmformer": 35_599_184, "m2ftrans": 13_194_788}
 MASKS = torch.tensor([[True, False, True, True], [False, True, False, False], [True, True, True, True]])
 
 

@@ -63,9 +63,19 @@ CASES = [
     ParityCase("rfnet-baseline", "rfnet", steps=1),
     ParityCase("m2ftrans-passion", "m2ftrans", steps=2),
     ParityCase("m2ftrans-baseline", "m2ftrans", steps=1),
+    # mmFormer with the T2-student mask fixed (the default network; NOTICE.md, quirk 8).
+    ParityCase("mmformer-passion-t2fix", "mmformer", steps=2),
+    ParityCase("mmformer-baseline", "mmformer", steps=1),
 ]
 # Landed before their first full run; emptied once they pass.
-UNVERIFIED = {"rfnet-passion", "rfnet-baseline", "m2ftrans-passion", "m2ftrans-baseline"}
+UNVERIFIED = {
+    "rfnet-passion",
+    "rfnet-baseline",
+    "m2ftrans-passion",
+    "m2ftrans-baseline",
+    "mmformer-passion-t2fix",
+    "mmformer-baseline",
+}
 
 
 class _Mismatches:

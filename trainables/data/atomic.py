@@ -55,7 +55,7 @@ def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     if path.is_dir():
         raise ConfigError(f"{path} is a folder: pass a file path")
     temporary = _temporary_sibling(path)
-    text_options = {} if "b" in mode else {"newline": "", "encoding": "utf-8"}
+    text_options: dict[str, Any] = {} if "b" in mode else {"newline": "", "encoding": "utf-8"}
     try:
         # "x" rather than mkstemp: the file gets the usual umask permissions, not 0600.
         with open(temporary, mode.replace("w", "x"), **text_options) as stream:

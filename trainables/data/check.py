@@ -157,7 +157,8 @@ def _unlisted_arrays(data_dir: Path, known: set[str]) -> str | None:
 
 def _normalization_problem(recorded: dict[str, str] | None, backgrounds: dict[str, int]) -> str | None:
     """A problem if the background contradicts the normalization ``prepare`` recorded."""
-    expected = {"reference": "reference", "zero-background": "zero"}.get((recorded or {}).get("normalization", ""))
+    recorded = recorded or {}
+    expected = {"reference": "reference", "zero-background": "zero"}.get(recorded.get("normalization", ""))
     contradicting = sum(count for kind, count in backgrounds.items() if kind != expected)
     if expected is None or not contradicting:
         return None

@@ -115,9 +115,9 @@ def inspect_case(vol: np.ndarray, seg: np.ndarray) -> tuple[tuple[int, ...] | No
 def _index_row(data_dir: Path, name: str) -> ManifestRow:
     vol, seg = _load(volume_path(data_dir, name)), _load(label_path(data_dir, name))
     counts, problem = inspect_case(vol, seg)
-    if problem is not None:
+    if counts is None:  # exactly when there is a problem
         raise DataError(f"case {name} in {data_dir}: {problem}")
-    return ManifestRow(name, tuple(int(size) for size in seg.shape), counts)  # type: ignore[arg-type]
+    return ManifestRow(name, tuple(int(size) for size in seg.shape), counts)
 
 
 def _fingerprint(data_dir: Path) -> str:

@@ -60,8 +60,8 @@ class ManifestRow:
     """One prepared case: its name, volume shape (H, W, D) and voxel count per label 0..3."""
 
     case: str
-    shape: tuple[int, int, int]
-    label_counts: tuple[int, int, int, int]
+    shape: tuple[int, ...]
+    label_counts: tuple[int, ...]
 
 
 def volume_path(data_dir: Path, name: str) -> Path:
@@ -227,7 +227,7 @@ def parse_manifest(path: Path) -> list[ManifestRow]:
                     "re-run `passion-sweep data prepare`"
                 )
             numbers = tuple(int(field) for field in fields[1:])
-            rows.append(ManifestRow(fields[0], numbers[:3], numbers[3:]))  # type: ignore[arg-type]
+            rows.append(ManifestRow(fields[0], numbers[:3], numbers[3:]))
     return rows
 
 

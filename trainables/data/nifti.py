@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -103,10 +104,10 @@ def read_case(files: CaseFiles) -> tuple[np.ndarray, np.ndarray]:
             holds a value outside {0, 1, 2, 4}.
     """
     paths = (*files.images, files.label)
-    images = []
+    images: list[nib.spatialimages.SpatialImage] = []
     for path in paths:
         with _reading(path):
-            images.append(nib.load(path))  # reads the header only
+            images.append(cast("nib.spatialimages.SpatialImage", nib.load(path)))  # the header only; NIfTI is spatial
     _check_same_grid(paths, images)
     voxels = []
     for path, image in zip(paths, images, strict=True):

@@ -41,7 +41,7 @@ def weighted_cross_entropy(probs: Tensor, target: Tensor) -> Tensor:
     class_voxels = target.sum(dim=spatial)
     weights = 1.0 - class_voxels / class_voxels.sum(dim=1, keepdim=True)
     log_probs = torch.log(torch.clamp(probs, min=_PROB_FLOOR, max=1.0))
-    per_voxel = -(weights[(..., *([None] * len(spatial)))] * target * log_probs).sum(dim=1)
+    per_voxel = -(weights[(...,) + (None,) * len(spatial)] * target * log_probs).sum(dim=1)
     return per_voxel.flatten(1).mean(dim=1)
 
 

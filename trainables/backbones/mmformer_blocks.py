@@ -1,0 +1,277 @@
+"""mmFormer's building blocks, named and ordered as in the reference implementation.
+
+Attribute names (``e1_c1``, ``d4_c2``, ``seg_d4``, ``RFM5``, ``cross_attention_list`` ...)
+are those of the reference's ``state_dict`` and modules are registered in its order, so
+that a checkpoint trained with the authors' code loads by identity mapping.
+
+The conv blocks are pre-norm (InstanceNorm -> LeakyReLU(0.2) -> conv); the token blocks
+form a pre-norm transformer whose attention branch has two dropouts after the output
+projection (the attention's own and the branch's), as the reference has.
+
+Shapes: ``N`` batch, ``L`` tokens, ``C`` channels or token dimension.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from trainables.backbones.base import FusionOutput
+from trainables.backbones.layers import instance_norm_leaky_relu, upsample
+from trainables.modalities import NUM_CLASSES, NUM_MODALITIES
+
+__all__ = ["Encoder", "FusionDecoder", "PreNormConv", "SeparateDecoder", "TokenTransformer"]
+
+
+class PreNormConv(nn.Module):
+    """InstanceNorm (not affine) -> LeakyReLU(0.2) -> Conv3d, the reference's ``general_conv3d_prenorm``.
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels.
+        kernel_size: 3 or 1 (a 3 is padded by one voxel).
+        stride: 1, or 2 to halve the resolution.
+        padding_mode: of a 3x3 conv; the reference reflects everywhere but in its
+            modality-fusion blocks, which pad with zeros.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding_mode: str = "reflect",
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=kernel_size // 2,
+            padding_mode=padding_mode if kernel_size > 1 else "zeros",
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(instance_norm_leaky_relu(x))
+
+
+class Encoder(nn.Module):
+    """One modality's encoder: ``N1HWD`` to one map per level, finest first.
+
+    Level ``l`` is ``x = e{l}_c1(previous)`` (strided from level 2 on; at level 1 a bare
+    conv on the image) followed by ``x + e{l}_c3(e{l}_c2(x))``.
+    """
+
+    def __init__(self, channels: Sequence[int]) -> None:
+        super().__init__()
+        self.depth = len(channels)
+        for level, (cin, cout) in enumerate(zip((1, *channels[:-1]), channels), start=1):
+            if level == 1:
+                entry = nn.Conv3d(cin, cout, 3, padding=1, padding_mode="reflect")
+            else:
+                entry = PreNormConv(cin, cout, stride=2)
+            self.add_module(f"e{level}_c1", entry)
+            self.add_module(f"e{level}_c2", PreNormConv(cout, cout))
+            self.add_module(f"e{level}_c3", PreNormConv(cout, cout))
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        levels = []
+        for level in range(1, self.depth + 1):
+            x = getattr(self, f"e{level}_c1")(x)
+            x = x + getattr(self, f"e{level}_c3")(getattr(self, f"e{level}_c2")(x))
+            levels.append(x)
+        return levels
+
+
+class _UpDecoder(nn.Module):
+    """The reference's decoder stages ``d{l}`` for ``l = depth-1 .. 1``.
+
+    A stage upsamples the coarser map (trilinear, x2), reduces it (``d{l}_c1``, 3x3),
+    concatenates it with the level's skip map, then refines (``d{l}_c2``, 3x3, and
+    ``d{l}_out``, 1x1). The two reference decoders concatenate in opposite orders.
+    """
+
+    skip_first: bool
+
+    def _add_stages(self, channels: Sequence[int]) -> None:
+        self.depth = len(channels)
+        for level in range(self.depth - 1, 0, -1):
+            coarse, fine = channels[level], channels[level - 1]
+            self.add_module(f"d{level}_c1", PreNormConv(coarse, fine))
+            self.add_module(f"d{level}_c2", PreNormConv(2 * fine, fine))
+            self.add_module(f"d{level}_out", PreNormConv(fine, fine, kernel_size=1))
+
+    def _stage(self, level: int, coarse: Tensor, skip: Tensor) -> Tensor:
+        up = getattr(self, f"d{level}_c1")(upsample(2)(coarse))
+        joined = torch.cat((skip, up) if self.skip_first else (up, skip), dim=1)
+        return getattr(self, f"d{level}_out")(getattr(self, f"d{level}_c2")(joined))
+
+
+class SeparateDecoder(_UpDecoder):
+    """The decoder shared by all modalities (``decoder_sep``): one modality's levels to ``N4HWD`` logits."""
+
+    skip_first = False
+
+    def __init__(self, channels: Sequence[int]) -> None:
+        super().__init__()
+        self._add_stages(channels)
+        self.seg_layer = nn.Conv3d(channels[0], NUM_CLASSES, 1)
+
+    def forward(self, levels: Sequence[Tensor]) -> Tensor:
+        """Args: levels ``NC_l...``, finest first. Returns ``N4HWD`` logits."""
+        x = levels[-1]
+        for level in range(self.depth - 1, 0, -1):
+            x = self._stage(level, x, levels[level - 1])
+        return self.seg_layer(x)
+
+
+class ModalityFusion(nn.Module):
+    """``RFM{l}``: the modality-major stacked maps of one level, ``K*C -> C`` by 1x1, 3x3 (zero-padded), 1x1."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.fusion_layer = nn.Sequential(
+            PreNormConv(NUM_MODALITIES * channels, channels, kernel_size=1),
+            PreNormConv(channels, channels, padding_mode="zeros"),
+            PreNormConv(channels, channels, kernel_size=1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fusion_layer(x)
+
+
+class FusionDecoder(_UpDecoder):
+    """The fusion decoder (``decoder_fuse``): fuses each level's modalities, decodes, and
+    predicts at every level (``seg_d{l}`` reads the output of level ``l + 1``)."""
+
+    skip_first = True
+
+    def __init__(self, channels: Sequence[int]) -> None:
+        super().__init__()
+        self._add_stages(channels)
+        for level in range(len(channels) - 1, 0, -1):
+            self.add_module(f"seg_d{level}", nn.Conv3d(channels[level], NUM_CLASSES, 1))
+        self.seg_layer = nn.Conv3d(channels[0], NUM_CLASSES, 1)
+        for level in range(len(channels), 0, -1):
+            self.add_module(f"RFM{level}", ModalityFusion(channels[level - 1]))
+
+    def forward(self, skips: Sequence[Tensor], bottleneck: Tensor) -> FusionOutput:
+        """Decode.
+
+        Args:
+            skips: the masked, modality-major stacked skip maps ``N(K*C_l)...``, finest first,
+                all levels but the deepest.
+            bottleneck: ``N(K*C)...`` at the deepest level.
+
+        Returns:
+            The logits; the auxiliary logits at 1/2, 1/4, ... of the input size; the
+            decoder features, finest first.
+        """
+        x = getattr(self, f"RFM{self.depth}")(bottleneck)
+        features, aux = [x], [getattr(self, f"seg_d{self.depth - 1}")(x)]
+        for level in range(self.depth - 1, 0, -1):
+            x = self._stage(level, x, getattr(self, f"RFM{level}")(skips[level - 1]))
+            features.append(x)
+            if level > 1:
+                aux.append(getattr(self, f"seg_d{level - 1}")(x))
+        return FusionOutput(
+            logits=self.seg_layer(x), aux_logits=tuple(reversed(aux)), features=tuple(reversed(features))
+        )
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention without query/key/value bias; dropout on the weights and the output.
+
+    Both dropouts are ``nn.Dropout`` modules, so that setting their ``p`` (or ``eval()``)
+    switches all of them off.
+    """
+
+    def __init__(self, dim: int, *, heads: int, dropout: float) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim must be a multiple of heads, got dim {dim} and {heads} heads")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.attn_drop = nn.Dropout(dropout)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(dropout)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """Args: tokens ``NLC``. Returns ``NLC``."""
+        batch, length, dim = tokens.shape
+        query, key, value = self.qkv(tokens).reshape(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        dropout = self.attn_drop.p if self.training else 0.0
+        attended = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout)
+        return self.proj_drop(self.proj(attended.transpose(1, 2).reshape(batch, length, dim)))
+
+
+class _PreNorm(nn.Module):
+    """``dropout(fn(LayerNorm(x)))``."""
+
+    def __init__(self, dim: int, fn: nn.Module, *, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fn = fn
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.fn(self.norm(x)))
+
+
+class _Residual(nn.Module):
+    """``x + fn(x)``."""
+
+    def __init__(self, fn: nn.Module) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.fn(x)
+
+
+class _FeedForward(nn.Module):
+    """Linear -> GELU -> dropout -> Linear -> dropout."""
+
+    def __init__(self, dim: int, hidden: int, *, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim), nn.Dropout(dropout)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class TokenTransformer(nn.Module):
+    """Pre-norm transformer adding the positional embedding before every layer.
+
+    A layer is ``x = x + pos``; ``x = x + dropout(attention(LN(x)))``; ``x = x + MLP(LN(x))``.
+
+    Args:
+        dim: token dimension ``C``.
+        depth: layers.
+        heads: attention heads.
+        mlp_dim: hidden units of the GELU MLP.
+        dropout: every dropout's probability, in training.
+    """
+
+    def __init__(self, dim: int, *, depth: int, heads: int, mlp_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.cross_attention_list = nn.ModuleList(
+            _Residual(_PreNorm(dim, SelfAttention(dim, heads=heads, dropout=dropout), dropout=dropout))
+            for _ in range(depth)
+        )
+        self.cross_ffn_list = nn.ModuleList(
+            _Residual(_PreNorm(dim, _FeedForward(dim, mlp_dim, dropout=dropout))) for _ in range(depth)
+        )
+
+    def forward(self, tokens: Tensor, position: Tensor) -> Tensor:
+        """Args: tokens ``NLC``; position broadcastable to ``NLC``. Returns ``NLC``."""
+        for attention, feed_forward in zip(self.cross_attention_list, self.cross_ffn_list):
+            tokens = feed_forward(attention(tokens + position))
+        return tokens
