@@ -61,7 +61,8 @@ class ParityCase:
 CASES = [
     ParityCase("rfnet-passion", "rfnet", steps=2),
     ParityCase("rfnet-baseline", "rfnet", steps=1),
-    ParityCase("m2ftrans-passion", "m2ftrans", steps=2),
+    # M2FTrans: both fixtures pass in full (PASSION 2 steps 268 s, baseline 70 s); CI runs step 1 of each.
+    ParityCase("m2ftrans-passion", "m2ftrans", steps=1),
     ParityCase("m2ftrans-baseline", "m2ftrans", steps=1),
     # mmFormer with the T2-student mask fixed (the default network; NOTICE.md, quirk 8).
     ParityCase("mmformer-passion-t2fix", "mmformer", steps=2),
@@ -71,8 +72,6 @@ CASES = [
 UNVERIFIED = {
     "rfnet-passion",
     "rfnet-baseline",
-    "m2ftrans-passion",
-    "m2ftrans-baseline",
     "mmformer-passion-t2fix",
     "mmformer-baseline",
 }
