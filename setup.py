@@ -3,6 +3,7 @@
 Install torch first (see the Makefile): an open torch requirement resolved by pip
 before torch is present pulls a multi-GB CUDA build.
 """
+
 from __future__ import annotations
 
 import re

@@ -9,6 +9,7 @@ about 1,140 s on a 2-core CPU machine; the target is at most 450 s.
 Usage: python benchmarks/evaluate.py [--backbone rfnet mmformer m2ftrans] [--width 8] [--patch-size 80]
        [--size 128] [--device cpu] [--threads 2] [--check-subset flair] [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--naive-repeats", type=int, default=1, help="timings of the naive window to average")
     parser.add_argument("--check-subset", default="flair", help="subset whose naive labels are compared in full")
     parser.add_argument(
-        "--quick", action="store_true", help="only time one window both ways and extrapolate (minutes, not half an hour)"
+        "--quick",
+        action="store_true",
+        help="only time one window both ways and extrapolate (minutes, not half an hour)",
     )
     return parser.parse_args()
 
@@ -106,7 +109,9 @@ def _compare_with_naive(
     _, naive_dice = brats_dice(naive_labels[None], truth[None])
     differing = int((naive_labels != labels[subset]).sum())
     verdict = "identical" if torch.equal(naive_dice[0], dice[subset]) else "DIFFERENT"
-    values = " ".join(f"{region} {ours:.6f}/{naive:.6f}" for region, ours, naive in zip(REGIONS, dice[subset], naive_dice[0]))
+    values = " ".join(
+        f"{region} {ours:.6f}/{naive:.6f}" for region, ours, naive in zip(REGIONS, dice[subset], naive_dice[0])
+    )
     print(f"check {name}: {differing} voxels differ; Dice ours/naive {verdict}: {values}")
 
 

@@ -8,6 +8,7 @@ subsets with and without T1ce (expected: much better with T1ce).
 Usage: python benchmarks/phantom_learning.py [--out DIR] [--epochs 40] [--method passion]
        [--set train.lr=1e-3 ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,14 +67,18 @@ def main() -> None:
     started = time.monotonic()
     model = fit(config, work / f"run-{args.method}")
     trained = time.monotonic() - started
-    result = evaluate_model(model, data, read_case_list(data / "test.txt"), patch_size=config.model.patch_size, progress=False)
+    result = evaluate_model(
+        model, data, read_case_list(data / "test.txt"), patch_size=config.model.patch_size, progress=False
+    )
     write_evaluation(result, work / f"eval-{args.method}")
     dice = result.summary["dice"]
     print(f"trained {args.epochs} epochs in {trained / 60:.1f} min ({args.method}, {torch.get_num_threads()} threads)")
     print(json.dumps({"full": dice["-".join(MODALITIES)], "mean": result.summary["mean"]["dice"]}, indent=1))
     with_t1ce = [v["ET"] for k, v in dice.items() if "t1ce" in k.split("-")]
     without = [v["ET"] for k, v in dice.items() if "t1ce" not in k.split("-")]
-    print(f"ET Dice, subsets with t1ce: {sum(with_t1ce) / len(with_t1ce):.3f}; without: {sum(without) / len(without):.3f}")
+    print(
+        f"ET Dice, subsets with t1ce: {sum(with_t1ce) / len(with_t1ce):.3f}; without: {sum(without) / len(without):.3f}"
+    )
     for name in MODALITIES:
         print(f"  {name:>5} alone: " + ", ".join(f"{r} {dice[name][r]:.3f}" for r in ("WT", "TC", "ET")))
     print(f"results in {work}")

@@ -57,7 +57,14 @@ def _probe_setup() -> None:
 
     def record(phase: str, start: float, end: float) -> None:
         parent = state["stack"][-1] if state["stack"] else None
-        line = {"phase": phase, "parent": parent, "trial": state["trial"], "pid": _os.getpid(), "start": start, "end": end}
+        line = {
+            "phase": phase,
+            "parent": parent,
+            "trial": state["trial"],
+            "pid": _os.getpid(),
+            "start": start,
+            "end": end,
+        }
         with open(path, "a") as handle:
             handle.write(_json.dumps(line) + "\n")
 
@@ -189,9 +196,7 @@ def main() -> int:
 
         started = time.time()
         runtime_env = {} if args.no_probe else {"worker_process_setup_hook": _probe_setup}
-        ray.init(
-            address="local", num_cpus=2, include_dashboard=False, _temp_dir=str(ray_temp), runtime_env=runtime_env
-        )
+        ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=str(ray_temp), runtime_env=runtime_env)
         ray_init_s = time.time() - started
         try:
             sweep_start = time.time()
@@ -215,7 +220,10 @@ def main() -> int:
 
         def children(trial: str, parent: str) -> float:
             return sum(
-                item["end"] - item["start"] for items in phases[trial].values() for item in items if item.get("parent") == parent
+                item["end"] - item["start"]
+                for items in phases[trial].values()
+                for item in items
+                if item.get("parent") == parent
             )
 
         # Trials in the order they ran: by run_trial start (probe), else by Tune's start time.
@@ -231,7 +239,8 @@ def main() -> int:
 
         order = sorted(results, key=began)
         compute = {
-            trial: float(results[trial].get("epoch_seconds", 0.0)) + duration(trial, "evaluate_model") for trial in order
+            trial: float(results[trial].get("epoch_seconds", 0.0)) + duration(trial, "evaluate_model")
+            for trial in order
         }
         total = sweep_end - sweep_start
         total_compute = sum(compute.values())
@@ -308,7 +317,9 @@ def main() -> int:
                 later_values = [value(trial, key, index) for index, trial in enumerate(order) if index > 0]
                 first = value(order[0], key, 0)
                 print(f"  {label:<72} {statistics.median(later_values):6.2f}   (first {first:6.2f})")
-            print(f"  {'after the last trial (Tune teardown, MLflow clean-up, finish)':<72} {sweep_end - ended(order[-1]):6.2f}")
+            print(
+                f"  {'after the last trial (Tune teardown, MLflow clean-up, finish)':<72} {sweep_end - ended(order[-1]):6.2f}"
+            )
         return 0
     finally:
         if args.keep:

@@ -16,6 +16,7 @@ half the reference time for the PASSION step, with a lower peak (RFNet: at most 
 Usage: python benchmarks/train_step.py [--backbone rfnet mmformer m2ftrans] [--width 8]
        [--patch-size 80] [--device cpu|cuda] [--threads 2] [--repeats 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,8 +80,16 @@ def _measure(args: argparse.Namespace, backbone: str, method: str) -> dict[str, 
         _synchronize(device)
         started = time.perf_counter()
         optimisation_step(
-            model, optimizer, images, labels, mask, train=train, passion=config,
-            beta=torch.ones(4), modality_weights=torch.ones(4), warmup=False,
+            model,
+            optimizer,
+            images,
+            labels,
+            mask,
+            train=train,
+            passion=config,
+            beta=torch.ones(4),
+            modality_weights=torch.ones(4),
+            warmup=False,
         )
         _synchronize(device)
         return time.perf_counter() - started
@@ -130,8 +139,10 @@ def main() -> None:
         return
     memory = "peak GPU memory allocated" if args.device.startswith("cuda") else "peak RSS"
     comparable = args.device == "cpu" and args.width == 8 and args.patch_size == 80
-    print(f"width {args.width}, patch {args.patch_size}^3, batch 1, idt, device {args.device}, "
-          f"{args.threads} threads; masks: {', '.join(MASKS)}")
+    print(
+        f"width {args.width}, patch {args.patch_size}^3, batch 1, idt, device {args.device}, "
+        f"{args.threads} threads; masks: {', '.join(MASKS)}"
+    )
     for backbone in args.backbone:
         results = {method: _run(backbone, method) for method in METHODS}
         print(f"{backbone}:")

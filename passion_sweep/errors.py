@@ -1,4 +1,5 @@
 """Errors of passion-sweep (re-exported from ``trainables.errors``, the one hierarchy)."""
+
 from __future__ import annotations
 
 from trainables.errors import CheckpointError, ConfigError, DataError, PassionSweepError, TrainingError

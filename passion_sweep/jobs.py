@@ -139,7 +139,10 @@ def _absolute_sqlite(uri: str) -> str:
 
 def _path_overrides(spec: SweepSpec) -> list[str]:
     """``--set`` assignments that pin every path of ``spec`` (absolute once loaded)."""
-    overrides = [f"ray.storage_path={spec.ray.storage_path}", f"tracking.uri={_absolute_sqlite(str(spec.tracking.uri))}"]
+    overrides = [
+        f"ray.storage_path={spec.ray.storage_path}",
+        f"tracking.uri={_absolute_sqlite(str(spec.tracking.uri))}",
+    ]
     if spec.data.path is not None:
         overrides.append(f"data.path={spec.data.path}")
     if spec.data.phantom is not None and spec.data.phantom.cache is not None:
@@ -191,9 +194,7 @@ def plan_job(
         )
     spec = load_spec(spec_file, overrides)
     if (spec.sweep_dir / tracking.IDENTITY_FILE).exists():
-        raise ConfigError(
-            f"sweep {spec.name} exists already in {spec.sweep_dir}: choose another name (--set name=...)"
-        )
+        raise ConfigError(f"sweep {spec.name} exists already in {spec.sweep_dir}: choose another name (--set name=...)")
     excludes = list(WORKING_DIR_EXCLUDES)
     inside_storage = _inside(spec.ray.storage_path, working_dir)
     if inside_storage not in (None, "."):

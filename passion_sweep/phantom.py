@@ -1,5 +1,6 @@
 """The embedded default data set: a synthetic BraTS phantom, generated, prepared and
 split on first use and cached by its generation settings."""
+
 from __future__ import annotations
 
 import logging

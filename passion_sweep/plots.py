@@ -14,11 +14,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on cluster nodes or in CI
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from passion_sweep.tables import AVERAGE_ROW, SUBSET_ROWS, ComparisonTable  # noqa: E402
-from trainables.data.atomic import atomic_write  # noqa: E402
+from passion_sweep.tables import AVERAGE_ROW, SUBSET_ROWS, ComparisonTable
+from trainables.data.atomic import atomic_write
 
 __all__ = ["plot_table"]
 

@@ -472,10 +472,14 @@ class SweepSpec(_Section):
         known = built_in_names()
         for backbone in self.grid.get("backbone", [_DEFAULT_BACKBONE]):
             if backbone not in known:
-                raise _problem(f"grid.backbone: unknown backbone {backbone!r}{did_you_mean_or_valid(str(backbone), known)}")
+                raise _problem(
+                    f"grid.backbone: unknown backbone {backbone!r}{did_you_mean_or_valid(str(backbone), known)}"
+                )
         for method in self.grid.get("method", []):
             if method not in method_names():
-                raise _problem(f"grid.method: unknown method {method!r}{did_you_mean_or_valid(str(method), method_names())}")
+                raise _problem(
+                    f"grid.method: unknown method {method!r}{did_you_mean_or_valid(str(method), method_names())}"
+                )
         for split in self.grid.get("split", []):
             if split not in self.splits:
                 hint = did_you_mean_or_valid(str(split), self.splits) if self.splits else "; no split is defined"

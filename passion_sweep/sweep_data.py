@@ -35,7 +35,6 @@ class SweepData:
     splits: Mapping[str, Path]
 
 
-
 def prepare_sweep_data(spec: SweepSpec, sweep_dir: Path) -> SweepData:
     """Find or generate the data set and write each split's CSV into ``sweep_dir/splits``.
 

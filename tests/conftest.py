@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from tests.golden import draw_inputs, load_golden
-
 from trainables.data import (
     PHANTOM_NORMALIZATION,
     parse_missing_rates,

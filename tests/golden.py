@@ -3,6 +3,7 @@
 ``PASSION_GOLDEN`` points to another copy. Inputs are drawn exactly as its ``how_inputs_are_drawn`` says and checked
 against its fingerprints, so a changed torch RNG fails loudly instead of silently.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-GOLDEN_PATH = Path(
-    os.environ.get("PASSION_GOLDEN", Path(__file__).resolve().parent / "fixtures/reference/golden.json")
-)
+GOLDEN_PATH = Path(os.environ.get("PASSION_GOLDEN", Path(__file__).resolve().parent / "fixtures/reference/golden.json"))
 
 
 def load_golden() -> dict[str, Any]:

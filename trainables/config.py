@@ -25,6 +25,7 @@ __all__ = ["SEED_LIMIT", "DataConfig", "ModelConfig", "TrainConfig", "RunConfig"
 # Seeds go to numpy, which takes 0 <= seed < 2**32.
 SEED_LIMIT = 2**32
 
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the prepared data set and the missing-rate split are.
@@ -201,7 +202,9 @@ class RunConfig:
             if not key:
                 raise ConfigError(f"--set {assignment!r}: expected section.key=value, e.g. --set train.epochs=5")
             if section not in values:
-                raise ConfigError(f"unknown config section {section!r} in {assignment!r}{did_you_mean_or_valid(section, _SECTIONS)}")
+                raise ConfigError(
+                    f"unknown config section {section!r} in {assignment!r}{did_you_mean_or_valid(section, _SECTIONS)}"
+                )
             if (section, key) == ("passion", "enabled"):
                 raise ConfigError(
                     f"--set {assignment!r}: passion.enabled follows the method; set method.name=baseline or passion"

@@ -4,6 +4,7 @@ Every error a user can cause derives from :class:`PassionSweepError`, and also f
 the builtin that fits, so callers may catch either. The CLI turns them into one line
 and an exit code (:attr:`PassionSweepError.exit_code`).
 """
+
 from __future__ import annotations
 
 import difflib

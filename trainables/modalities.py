@@ -3,6 +3,7 @@
 Every tensor with a modality axis uses the channel order of :data:`MODALITIES`.
 Subset ids follow the PASSION reference (they are the ``mask_id`` of split CSVs).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,5 @@
 """Click options shared by several commands, defined once."""
+
 from __future__ import annotations
 
 import click

@@ -62,7 +62,9 @@ def _check_destinations(*paths: Path | None) -> None:
     metavar="KEY=VALUE[,VALUE]",
     help="Keep runs whose tag or param KEY has one of the values (repeatable), e.g. --filter split=mr2468.",
 )
-@click.option("--delta", is_flag=True, help="Add method-minus-baseline columns for every method (needs method in --columns).")
+@click.option(
+    "--delta", is_flag=True, help="Add method-minus-baseline columns for every method (needs method in --columns)."
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="md", show_default=True)
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the table here instead of printing it."

@@ -1,4 +1,5 @@
 """``passion-sweep train``: one configuration on prepared data, without Ray."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,13 @@ from trainables.methods.registry import method_names
 @click.command()
 @click.option("--data", "data_dir", type=existing_dir, required=True, help="Prepared data folder (data prepare).")
 @click.option("--split", "split_csv", type=existing_file, help="Missing-rate split CSV (needed for idt, idt_drop).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, resolve_path=True, path_type=Path), required=True, help="Run folder for config, metrics and checkpoint.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, resolve_path=True, path_type=Path),
+    required=True,
+    help="Run folder for config, metrics and checkpoint.",
+)
 @click.option("--backbone", type=click.Choice(built_in_names()), default="rfnet", show_default=True)
 @click.option(
     "--method",

@@ -1,4 +1,5 @@
 """Every registered backbone honours the contract PASSION, training and evaluation rely on."""
+
 from __future__ import annotations
 
 import functools
@@ -136,8 +137,15 @@ def test_a_passion_step_reaches_every_parameter(name: str) -> None:
     images = torch.randn(1, 4, patch, patch, patch)
     labels = torch.randint(0, 4, (1, patch, patch, patch))
     step = training_step(
-        model, images, labels, fusion_mask=all_present(1), counted=all_present(1), beta=torch.ones(4),
-        modality_weights=torch.ones(4), config=PassionConfig(), warmup=False,
+        model,
+        images,
+        labels,
+        fusion_mask=all_present(1),
+        counted=all_present(1),
+        beta=torch.ones(4),
+        modality_weights=torch.ones(4),
+        config=PassionConfig(),
+        warmup=False,
     )
     assert torch.isfinite(step.total)
     unreached = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]

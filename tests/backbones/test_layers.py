@@ -1,4 +1,5 @@
 """The shared convolutional building blocks."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Every backbone learns: a short PASSION training on the phantom beats the untrained model on a held-out case."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,6 +4,7 @@ and a token grid that follows the patch size.
 The contract tests (``test_contract.py``) cover shapes, student independence and the parameter
 count; the parity tests compare whole training steps with the reference's.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -77,7 +77,14 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tracki
     while the next fixtures do: tests call :meth:`TrackingServer.ready` before using it."""
     folder = tmp_path_factory.mktemp("tracking")
     log = folder / "server.log"
-    command = [PASSION_SWEEP, "tracking-server", "--backend-store-uri", str(folder / "mlflow.db"), "--port", str(free_port())]
+    command = [
+        PASSION_SWEEP,
+        "tracking-server",
+        "--backend-store-uri",
+        str(folder / "mlflow.db"),
+        "--port",
+        str(free_port()),
+    ]
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder)
     server = TrackingServer(process, log)

@@ -175,7 +175,11 @@ class LocalCluster:
         cpus = [f"--num-cpus={num_cpus}", "--num-gpus=0"]
         head_arguments = ["--head", f"--port={self.port}", *cpus]
         if dashboard:
-            head_arguments += ["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}"]
+            head_arguments += [
+                "--include-dashboard=true",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={self.dashboard_port}",
+            ]
         else:
             head_arguments += ["--include-dashboard=false"]
         head = self._launch("head", head_arguments)

@@ -61,7 +61,11 @@ def test_a_submitted_sweep_completes(
 
     submitted = subprocess.run(
         [PASSION_SWEEP, "submit", "submitted.yaml", "--address", two_nodes.dashboard],
-        cwd=project, env=env, capture_output=True, text=True, timeout=120,
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
     assert submitted.returncode == 0, submitted.stderr
@@ -69,13 +73,19 @@ def test_a_submitted_sweep_completes(
     assert f"passion-sweep logs {job_id} --address {two_nodes.dashboard} --follow" in submitted.stdout
     follow = subprocess.run(
         [PASSION_SWEEP, "logs", job_id, "--address", two_nodes.dashboard, "--follow"],
-        env=env, capture_output=True, text=True, timeout=240,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert follow.returncode == 0, follow.stdout[-3000:] + follow.stderr
     assert "trials: 0 pending, 0 running, 1 done" in follow.stdout
     status = subprocess.run(
         [PASSION_SWEEP, "status", job_id, "--address", two_nodes.dashboard],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert status.returncode == 0, status.stderr
     assert f"job {job_id}: SUCCEEDED" in status.stdout
@@ -89,7 +99,9 @@ def test_trials_run_on_both_nodes_and_survive_a_lost_node(
     tracking_server: TrackingServer, two_nodes: LocalCluster, phantom_cache: Path, tmp_path: Path
 ) -> None:
     tracking_server.ready()
-    values = tiny_spec(tmp_path / "sweeps", cache=phantom_cache, name="lost-node", grid={"method": ["baseline", "passion"]})
+    values = tiny_spec(
+        tmp_path / "sweeps", cache=phantom_cache, name="lost-node", grid={"method": ["baseline", "passion"]}
+    )
     values["train"]["epochs"] = 4  # the kill comes after epoch 1: leave the lost worker time to be mid-trial
     values["tracking"] = {"uri": tracking_server.url}
     del values["search"]
@@ -101,7 +113,9 @@ def test_trials_run_on_both_nodes_and_survive_a_lost_node(
     with (tmp_path / "driver.log").open("w") as log:
         driver = subprocess.Popen(
             [PASSION_SWEEP, "run", str(spec_file), "--address", two_nodes.address],
-            env=two_nodes.env(), stdout=log, stderr=subprocess.STDOUT,
+            env=two_nodes.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + 240

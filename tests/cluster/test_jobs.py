@@ -26,7 +26,15 @@ def test_plan_of_the_demo_runs_the_spec_with_absolute_paths_and_this_interpreter
     plan = plan_job(Path("experiments/demo.yaml"), ["train.epochs=1", f"ray.storage_path={tmp_path}"])
 
     arguments = shlex.split(plan.entrypoint)
-    assert arguments[:7] == [sys.executable, "-m", "passion_sweep.cli", "run", "experiments/demo.yaml", "--address", "auto"]
+    assert arguments[:7] == [
+        sys.executable,
+        "-m",
+        "passion_sweep.cli",
+        "run",
+        "experiments/demo.yaml",
+        "--address",
+        "auto",
+    ]
     assert Path(arguments[0]).is_absolute()
     assignments = arguments[8::2]
     assert assignments[:2] == ["train.epochs=1", f"ray.storage_path={tmp_path}"]

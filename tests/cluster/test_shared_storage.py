@@ -29,13 +29,18 @@ def test_a_node_with_its_own_disk_at_that_path(tmp_path: Path) -> None:
 
 def test_the_verdict_names_the_node_the_path_and_the_fix() -> None:
     check_node_answers(Path("/x"), {"10.0.0.1 (id a)": [], "10.0.0.2 (id b)": []})
-    with pytest.raises(ConfigError, match=(
-        r"ray.storage_path /local/sweeps is not shared by all 2 nodes of the cluster: node 10.0.0.2 \(id b\) "
-        r"does not see /local/sweeps/tiny; .* \(NFS, or a bucket mounted .*--set ray.storage_path=/shared/sweeps"
-    )):
+    with pytest.raises(
+        ConfigError,
+        match=(
+            r"ray.storage_path /local/sweeps is not shared by all 2 nodes of the cluster: node 10.0.0.2 \(id b\) "
+            r"does not see /local/sweeps/tiny; .* \(NFS, or a bucket mounted .*--set ray.storage_path=/shared/sweeps"
+        ),
+    ):
         check_node_answers(Path("/local/sweeps"), {"10.0.0.1 (id a)": [], "10.0.0.2 (id b)": ["/local/sweeps/tiny"]})
 
 
 def test_an_object_store_uri_as_storage_path_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"ray.storage_path: expected a folder that every node mounts .* got the URI 's3://b/s'"):
+    with pytest.raises(
+        ConfigError, match=r"ray.storage_path: expected a folder that every node mounts .* got the URI 's3://b/s'"
+    ):
         parse_spec(tiny_spec(Path("/tmp"), ray={"storage_path": "s3://b/s"}))

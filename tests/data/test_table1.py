@@ -25,7 +25,9 @@ def download(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """RFNet's download in miniature: the 369 BraTS2020 cases as 2^3 arrays, with the reference lists."""
     lists = reference_case_lists("brats2020")
     folder = tmp_path_factory.mktemp("brats") / "BRATS2020_Training_none_npy"
-    return write_reference_layout(folder, sorted(case for cases in lists.values() for case in cases), shape=(2, 2, 2), lists=lists)
+    return write_reference_layout(
+        folder, sorted(case for cases in lists.values() for case in cases), shape=(2, 2, 2), lists=lists
+    )
 
 
 def test_table1_uses_the_built_in_splits() -> None:

@@ -128,5 +128,7 @@ def test_a_searched_key_that_no_method_of_the_grid_uses_is_refused(tmp_path: Pat
         "train": {"mask_type": "pdt"},
         "search": {"trials_per_cell": 2, "space": {"ogm_ge.alpha": {"type": "float", "low": 0.1, "high": 1}}},
     }
-    with pytest.raises(ConfigError, match=r"search.space.ogm_ge.alpha: no method of the grid uses it \(baseline, pmr\)"):
+    with pytest.raises(
+        ConfigError, match=r"search.space.ogm_ge.alpha: no method of the grid uses it \(baseline, pmr\)"
+    ):
         parse_spec(values)

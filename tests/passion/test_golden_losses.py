@@ -1,11 +1,12 @@
 """PASSION loss terms against the reference implementation's values (golden.json, 1e-5)."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from trainables.passion import PassionConfig, PreferenceBalancer, combine_loss_terms, LossTerms
+from trainables.passion import LossTerms, PassionConfig, PreferenceBalancer, combine_loss_terms
 from trainables.passion.losses import (
     prototype_distillation,
     soft_dice_loss,
@@ -24,14 +25,18 @@ def test_segmentation_losses(golden: dict, golden_inputs: dict) -> None:
     probs = torch.softmax(golden_inputs["logits"], dim=1)
     outputs, tolerance = golden["outputs"], golden["tolerance"]
     assert_golden(soft_dice_loss(probs, golden_inputs["target"]), outputs["dice_loss_bs"], tolerance)
-    assert_golden(weighted_cross_entropy(probs, golden_inputs["target"]), outputs["softmax_weighted_loss_bs"], tolerance)
+    assert_golden(
+        weighted_cross_entropy(probs, golden_inputs["target"]), outputs["softmax_weighted_loss_bs"], tolerance
+    )
 
 
 def test_segmentation_losses_on_upsampled_deep_supervision(golden: dict, golden_inputs: dict) -> None:
     probs = upsample_probabilities(torch.softmax(golden_inputs["low"], dim=1), 2)
     outputs, tolerance = golden["outputs"], golden["tolerance"]
     assert_golden(soft_dice_loss(probs, golden_inputs["target"]), outputs["dice_loss_bs_up2"], tolerance)
-    assert_golden(weighted_cross_entropy(probs, golden_inputs["target"]), outputs["softmax_weighted_loss_bs_up2"], tolerance)
+    assert_golden(
+        weighted_cross_entropy(probs, golden_inputs["target"]), outputs["softmax_weighted_loss_bs_up2"], tolerance
+    )
 
 
 def test_temperature_kl(golden: dict, golden_inputs: dict) -> None:
@@ -62,7 +67,9 @@ def test_prototype_distillation_skips_a_class_absent_from_one_sample(golden: dic
 def test_idt_loss_assembly(golden: dict) -> None:
     case, tolerance = golden["outputs"]["idt_loss_assembly"], golden["tolerance"]
     mask = torch.tensor(case["mask"])
-    per_modality = {name: torch.tensor(case[f"{name}_bs"]).reshape(case["B"], 4) for name in ("sep", "kl", "proto", "dist")}
+    per_modality = {
+        name: torch.tensor(case[f"{name}_bs"]).reshape(case["B"], 4) for name in ("sep", "kl", "proto", "dist")
+    }
     weights = modality_frequency_weights(torch.tensor(case["modal_num"]), case["iter_per_epoch"])
     assert_golden(weights, case["modal_weight"], tolerance)
 

@@ -1,4 +1,5 @@
 """The pair-batched PASSION objective equals the reference's naive computation."""
+
 from __future__ import annotations
 
 import pytest
@@ -134,8 +135,15 @@ def test_warmup_counts_only_the_separate_term() -> None:
     images = torch.randn(1, 4, 16, 16, 16) * mask[..., None, None, None]
     labels = torch.randint(0, 4, (1, 16, 16, 16))
     step = training_step(
-        model, images, labels, fusion_mask=mask, counted=mask, beta=BETA, modality_weights=WEIGHTS,
-        config=PassionConfig(), warmup=True,
+        model,
+        images,
+        labels,
+        fusion_mask=mask,
+        counted=mask,
+        beta=BETA,
+        modality_weights=WEIGHTS,
+        config=PassionConfig(),
+        warmup=True,
     )
     assert step.parts.keys() == {"sep"} and step.relative_preference is None
     assert all(p.grad is None for p in model.fusion_decoder.parameters())
@@ -144,8 +152,10 @@ def test_warmup_counts_only_the_separate_term() -> None:
     with torch.no_grad():
         features = model.encode_present(images, mask)
         sep = [
-            segmentation_loss(torch.softmax(model.separate([level[:, m] for level in features]), 1),
-                              F.one_hot(labels, 4).movedim(-1, 1).float())
+            segmentation_loss(
+                torch.softmax(model.separate([level[:, m] for level in features]), 1),
+                F.one_hot(labels, 4).movedim(-1, 1).float(),
+            )
             for m in (0, 1)
         ]
     expected = sum(BETA[m] * WEIGHTS[m] * sep[m][0] for m in (0, 1))
@@ -160,8 +170,15 @@ def test_a_one_modality_case_gates_off_every_separate_term() -> None:
     images = torch.randn(2, 4, 16, 16, 16) * mask[..., None, None, None]
     labels = torch.randint(0, 4, (2, 16, 16, 16))
     step = training_step(
-        model, images, labels, fusion_mask=mask, counted=mask, beta=BETA, modality_weights=WEIGHTS,
-        config=PassionConfig(), warmup=False,
+        model,
+        images,
+        labels,
+        fusion_mask=mask,
+        counted=mask,
+        beta=BETA,
+        modality_weights=WEIGHTS,
+        config=PassionConfig(),
+        warmup=False,
     )
     assert step.relative_preference.isnan().all() and step.parts["sep"] == 0 and step.parts["proto"] == 0
     assert (step.per_modality["sep"][:3] > 0).all()  # still computed, for the log

@@ -204,5 +204,7 @@ def test_a_trial_that_fails_for_good_is_marked_failed(ray_cluster: str, phantom_
     assert run.info.status == "FAILED"
     assert "cuda:99" in run.data.tags["failure.reason"]
     parent, _ = runs_of(parse_spec(values))
-    table = Path(MlflowClient(str(parse_spec(values).tracking.uri)).download_artifacts(parent.info.run_id, "tables/dice.md"))
+    table = Path(
+        MlflowClient(str(parse_spec(values).tracking.uri)).download_artifacts(parent.info.run_id, "tables/dice.md")
+    )
     assert "1 failed of 1 trials" in table.read_text(), "a failed trial is counted, not dropped"

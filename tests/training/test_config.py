@@ -1,4 +1,5 @@
 """Run configuration: overrides, types and helpful errors (pure unit tests)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The training loop on the phantom: metrics, checkpoints, exact resume, NaN handling."""
+
 from __future__ import annotations
 
 import json

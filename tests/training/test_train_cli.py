@@ -1,17 +1,27 @@
 """``passion-sweep train`` end to end and its answers to bad input."""
+
 from __future__ import annotations
 
 import re
 import shutil
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from passion_sweep.cli import main
 
-FAST = ["--set", "model.width=4", "--set", "model.patch_size=24", "--set", "train.num_workers=0",
-        "--set", "train.epochs=1", "--set", "data.val_list=null"]
+FAST = [
+    "--set",
+    "model.width=4",
+    "--set",
+    "model.patch_size=24",
+    "--set",
+    "train.num_workers=0",
+    "--set",
+    "train.epochs=1",
+    "--set",
+    "data.val_list=null",
+]
 
 
 def train(data: Path, out: Path, *extra: str):

@@ -8,6 +8,7 @@ one-hot mask gives the single-modality student path of that modality.
 Shapes: ``B`` batch, ``K`` modalities (4), ``C_l`` channels at level ``l``,
 levels finest first.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -154,9 +155,7 @@ class Backbone(nn.Module):
                 continue
             encoded = self.encode(images[rows, modality : modality + 1], modality)
             if levels is None:
-                levels = [
-                    level.new_zeros((batch, NUM_MODALITIES, *level.shape[1:])) for level in encoded
-                ]
+                levels = [level.new_zeros((batch, NUM_MODALITIES, *level.shape[1:])) for level in encoded]
             for stacked, level in zip(levels, encoded):
                 stacked[rows, modality] = level
         if levels is None:

@@ -1,6 +1,7 @@
 """Convolutional blocks the backbones share: residual encoder levels, the per-modality
 encoder, U-Net decoder stages and the separate decoder (RFNet's design, reused by
 mmFormer and M2FTrans as in their reference implementations)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

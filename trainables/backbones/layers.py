@@ -1,4 +1,5 @@
 """Building blocks shared by the convolutional backbones."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -21,6 +21,7 @@ The one deliberate difference: the reference builds the T2 student's bottleneck
 with the T1 mask (``masks_mod2``); here every student uses its own modality's mask.
 Parameter names and order are the reference's (see ``mmformer_blocks``).
 """
+
 from __future__ import annotations
 
 import math

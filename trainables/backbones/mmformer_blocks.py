@@ -10,9 +10,11 @@ projection (the attention's own and the branch's), as the reference has.
 
 Shapes: ``N`` batch, ``L`` tokens, ``C`` channels or token dimension.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +23,8 @@ from torch import Tensor, nn
 from trainables.backbones.base import FusionOutput
 from trainables.backbones.layers import instance_norm_leaky_relu, upsample
 from trainables.modalities import NUM_CLASSES, NUM_MODALITIES
+
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
 __all__ = ["Encoder", "FusionDecoder", "PreNormConv", "SeparateDecoder", "TokenTransformer"]
 
@@ -44,7 +48,7 @@ class PreNormConv(nn.Module):
         *,
         kernel_size: int = 3,
         stride: int = 1,
-        padding_mode: str = "reflect",
+        padding_mode: PaddingMode = "reflect",
     ) -> None:
         super().__init__()
         self.conv = nn.Conv3d(
@@ -71,6 +75,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.depth = len(channels)
         for level, (cin, cout) in enumerate(zip((1, *channels[:-1]), channels), start=1):
+            entry: nn.Module
             if level == 1:
                 entry = nn.Conv3d(cin, cout, 3, padding=1, padding_mode="reflect")
             else:

@@ -5,6 +5,7 @@ every level predicts region probability maps (PRMs) from the present modalities 
 fuses the modalities region by region, and one separate decoder shared by all
 modalities. Channel widths ``w, 2w, 4w, 8w`` from finest to coarsest.
 """
+
 from __future__ import annotations
 
 import functools
@@ -39,7 +40,9 @@ class RegionProbabilityHead(nn.Module):
             ConvNormAct(channels // 4, channels, kernel_size=1),
         )
         head_in = 2 * channels if with_decoder_input else channels
-        self.head = nn.Sequential(ConvNormAct(head_in, _PRM_HIDDEN, kernel_size=1), nn.Conv3d(_PRM_HIDDEN, NUM_CLASSES, 1))
+        self.head = nn.Sequential(
+            ConvNormAct(head_in, _PRM_HIDDEN, kernel_size=1), nn.Conv3d(_PRM_HIDDEN, NUM_CLASSES, 1)
+        )
 
     def forward(self, stacked: Tensor, decoder: Tensor | None) -> Tensor:
         x = self.embed(stacked)
@@ -113,7 +116,10 @@ class FusionDecoder(nn.Module):
             nn.Sequential(upsample(2), ConvNormAct(channels[level + 1], channels[level])) for level in levels[:-1]
         )
         self.refine = nn.ModuleList(
-            nn.Sequential(ConvNormAct(2 * channels[level], channels[level]), ConvNormAct(channels[level], channels[level], kernel_size=1))
+            nn.Sequential(
+                ConvNormAct(2 * channels[level], channels[level]),
+                ConvNormAct(channels[level], channels[level], kernel_size=1),
+            )
             for level in levels[:-1]
         )
         self.head = nn.Conv3d(channels[0], NUM_CLASSES, 1)

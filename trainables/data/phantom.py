@@ -21,7 +21,14 @@ from trainables.data.atomic import atomic_directory
 from trainables.errors import ConfigError
 from trainables.modalities import MODALITIES
 
-__all__ = ["CONTRAST", "MIN_PHANTOM_SIZE", "PHANTOM_NORMALIZATION", "phantom_case_names", "synthesize_case", "synthesize_dataset"]
+__all__ = [
+    "CONTRAST",
+    "MIN_PHANTOM_SIZE",
+    "PHANTOM_NORMALIZATION",
+    "phantom_case_names",
+    "synthesize_case",
+    "synthesize_dataset",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -3,6 +3,7 @@
 Shapes: ``B`` batch, ``C`` classes (4), ``F`` feature channels, ``HWD`` the patch.
 ``target`` is always the one-hot ``BCHWD`` float label.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -93,6 +94,7 @@ def _weighted_parts(
     """
     parts: dict[str, Tensor] = {}
     if terms.fuse is not None:
+        assert terms.prm is not None  # the fused path always brings its deep supervision
         parts["fuse"] = terms.fuse.sum()
         parts["prm"] = terms.prm.sum()
     if terms.sep is not None:
@@ -100,9 +102,11 @@ def _weighted_parts(
         if not config.enabled:
             parts["sep"] = sep.sum()
         else:
-            gate = 1.0 if warmup else lag.to(sep)
+            assert warmup or lag is not None  # PASSION after warm-up always has a preference
+            gate = 1.0 if warmup or lag is None else lag.to(sep)
             parts["sep"] = (gate * beta.to(sep) * modality_weights.to(sep) * sep).sum()
     if terms.kl is not None and lag is not None:
+        assert terms.proto is not None  # distillation computes both terms
         kl = terms.kl.sum(dim=0)
         parts["kl"] = (beta.to(kl) * modality_weights.to(kl) * kl).sum()
         parts["proto"] = (lag.to(kl) * modality_weights.to(kl) * terms.proto.sum(dim=0)).sum()
@@ -116,7 +120,7 @@ def _lagging(preference: Tensor, config: PassionConfig) -> Tensor:
 
 def _total(parts: dict[str, Tensor], config: PassionConfig) -> Tensor:
     scale = {"kl": config.kl_weight, "proto": config.proto_weight}
-    return sum(scale.get(name, 1.0) * value for name, value in parts.items())
+    return cast(Tensor, sum(scale.get(name, 1.0) * value for name, value in parts.items()))
 
 
 def combine_loss_terms(
@@ -144,6 +148,7 @@ def combine_loss_terms(
     """
     preference = lag = None
     if config.enabled and not warmup:
+        assert terms.distance is not None, "PASSION needs the distances of its distillation"
         preference = step_relative_preference(terms.distance.detach(), counted, per_sample=config.per_sample_preference)
         lag = _lagging(preference, config)
     parts = _weighted_parts(terms, lag=lag, beta=beta, modality_weights=modality_weights, config=config, warmup=warmup)
@@ -255,7 +260,7 @@ def training_step(
     pairs = _Pairs(counted)
     features = model.encode_present(images, counted)
     leaves = [level.detach().requires_grad_() for level in features]
-    weighting = {"beta": beta, "modality_weights": modality_weights, "config": config, "warmup": warmup}
+    weighting: dict[str, Any] = {"beta": beta, "modality_weights": modality_weights, "config": config, "warmup": warmup}
     parts: dict[str, Tensor] = {}
     per_modality: dict[str, Tensor] = {}
     preference = lag = distance = None

@@ -1,4 +1,5 @@
 """Relative preference of modalities and the epoch-level beta update that balances them."""
+
 from __future__ import annotations
 
 from typing import Any

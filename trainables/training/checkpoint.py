@@ -11,6 +11,7 @@ A checkpoint imported from the reference implementation (:func:`import_reference
 holds ``format``, ``config``, ``epoch``, ``model`` and ``imported_from`` only: it can be
 evaluated, not resumed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -99,9 +100,7 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[Backbone
     """
     state = load_checkpoint(path)
     model_config = state["config"]["model"]
-    model = build_backbone(
-        model_config["backbone"], width=model_config["width"], patch_size=model_config["patch_size"]
-    )
+    model = build_backbone(model_config["backbone"], width=model_config["width"], patch_size=model_config["patch_size"])
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as error:

@@ -7,6 +7,7 @@ Resuming continues from the last checkpoint exactly: model, optimizer, beta and 
 are restored and every epoch's sampling and augmentation are seeded from
 ``(seed, epoch)``.
 """
+
 from __future__ import annotations
 
 import json
@@ -263,7 +264,9 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
         metrics["lr"] = lr
         done = epoch + 1
         if plan.val_cases and (done % config.train.val_every == 0 or done == config.train.epochs):
-            metrics.update(validate(model, config.data.root, plan.val_cases, patch_size=config.model.patch_size, device=device))
+            metrics.update(
+                validate(model, config.data.root, plan.val_cases, patch_size=config.model.patch_size, device=device)
+            )
             model.train()
         metrics["epoch_seconds"] = time.monotonic() - epoch_started
 
@@ -284,7 +287,11 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
         remaining = elapsed / (done - start_epoch) * (config.train.epochs - done)
         logger.info(
             "epoch %d/%d  loss %.4f  %.1fs/epoch  ETA %s",
-            done, config.train.epochs, metrics["loss"], metrics["epoch_seconds"], _format_duration(remaining),
+            done,
+            config.train.epochs,
+            metrics["loss"],
+            metrics["epoch_seconds"],
+            _format_duration(remaining),
         )
         if report is not None:
             report(EpochReport(done, config.train.epochs, metrics, checkpoint_path))
@@ -334,6 +341,8 @@ def _train_epoch(
                 "Lower train.lr or check the data"
             ) from None
         if distil:
+            # A distilling step always returns its distances and relative preference.
+            assert loss.distance is not None and loss.relative_preference is not None
             balancer.accumulate(loss.distance, counted_pairs(mask, config.train.mask_type))
             # A step whose preference is undefined (NaN, as the reference's) adds nothing.
             preference_sum += loss.relative_preference.detach().cpu().to(torch.float64).nan_to_num(0.0)

@@ -1,4 +1,5 @@
 """Validation during training: whole-volume Dice of the full-modality prediction."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -30,7 +31,9 @@ def validate(
     scores = []
     for index in range(len(dataset)):
         item = dataset[index]
-        prediction = predict_all_subsets(model, item["image"], patch_size=patch_size, subsets=_ALL_PRESENT, device=device)
+        prediction = predict_all_subsets(
+            model, item["image"], patch_size=patch_size, subsets=_ALL_PRESENT, device=device
+        )
         _, dice = brats_dice(prediction, item["label"][None])
         scores.append(dice[0])
     mean = torch.stack(scores).mean(dim=0)
