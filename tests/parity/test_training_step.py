@@ -65,15 +65,11 @@ CASES = [
     # M2FTrans: both fixtures pass in full (PASSION 2 steps 268 s, baseline 70 s); CI runs step 1 of each.
     ParityCase("m2ftrans-passion", "m2ftrans", steps=1),
     ParityCase("m2ftrans-baseline", "m2ftrans", steps=1),
-    # mmFormer with the T2-student mask fixed (the default network; NOTICE.md, quirk 8).
+    # mmFormer with the T2-student mask fixed (the default network; NOTICE.md, quirk 8): both pass
+    # (PASSION 2 steps 287 s, baseline step 1 92 s); the fix only shows in step 2, so CI runs both.
     ParityCase("mmformer-passion-t2fix", "mmformer", steps=2),
     ParityCase("mmformer-baseline", "mmformer", steps=1),
 ]
-# Landed before their first full run; emptied once they pass.
-UNVERIFIED = {
-    "mmformer-passion-t2fix",
-    "mmformer-baseline",
-}
 
 
 class _Mismatches:
@@ -114,16 +110,7 @@ def _record_fused_logits(model: nn.Module) -> list[torch.Tensor]:
     return calls
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(case, marks=pytest.mark.xfail(reason="not yet run through", strict=False))
-        if case.fixture in UNVERIFIED
-        else case
-        for case in CASES
-    ],
-    ids=str,
-)
+@pytest.mark.parametrize("case", CASES, ids=str)
 def test_training_steps_match_the_reference(case: ParityCase) -> None:
     fixture = expected_steps(case.fixture)
     method = "passion" if fixture["model"]["use_passion"] else "baseline"
