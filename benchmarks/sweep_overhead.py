@@ -2,7 +2,7 @@
 
 Runs ``--trials`` (default 6) one-epoch, one-iteration trials of a tiny RFNet (width 4,
 patch 16) on a tiny phantom (5 cases of 32^3, validation off, 1 test case) through
-:func:`passion_sweep.launcher.run_sweep` on a local Ray (2 CPUs, as the tests start it),
+:func:`passion_sweep.sweep.launcher.run_sweep` on a local Ray (2 CPUs, as the tests start it),
 one trial at a time, so every second that is not compute is the project's own per-trial
 cost: Tune scheduling and actor reuse, MLflow run creation and logging, checkpoints,
 the evaluation folder, driver callbacks.
@@ -73,7 +73,8 @@ def _probe_setup() -> None:
 
     record("worker_import_torch", started, _time.time())
     started = _time.time()
-    from passion_sweep import launcher, tracking, trial
+    from passion_sweep import tracking
+    from passion_sweep.sweep import launcher, trial
 
     record("worker_import_project", started, _time.time())
 
@@ -182,9 +183,9 @@ def main() -> int:
     started = time.time()
     import ray
 
-    from passion_sweep.launcher import run_sweep
     from passion_sweep.phantom import ensure_phantom
-    from passion_sweep.spec import parse_spec
+    from passion_sweep.sweep.launcher import run_sweep
+    from passion_sweep.sweep.spec import parse_spec
 
     imports = time.time() - started
     try:

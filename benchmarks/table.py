@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 from passion_sweep import tracking
-from passion_sweep.plots import plot_table
-from passion_sweep.results import RunSelection, load_trial_results
-from passion_sweep.table_formats import render_table
-from passion_sweep.tables import build_comparison_table
+from passion_sweep.tables.comparison import build_comparison_table
+from passion_sweep.tables.formats import render_table
+from passion_sweep.tables.plots import plot_table
+from passion_sweep.tables.results import RunSelection, load_trial_results
 from trainables.modalities import REGIONS, SUBSET_MASKS, subset_name
 
 BACKBONES = ("rfnet", "mmformer", "m2ftrans")

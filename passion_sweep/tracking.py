@@ -75,7 +75,7 @@ class SweepIdentity:
 
     Attributes:
         sweep_id: unique id (name and a random suffix), tagged on every run.
-        spec_hash: :meth:`~passion_sweep.spec.SweepSpec.digest` of the resolved spec.
+        spec_hash: :meth:`~passion_sweep.sweep.spec.SweepSpec.digest` of the resolved spec.
         started: when the sweep first started (ISO 8601, UTC).
     """
 

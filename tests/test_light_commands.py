@@ -16,8 +16,8 @@ import pytest
 
 from passion_sweep import tracking
 from passion_sweep.cli import _COMMANDS
-from passion_sweep.search_space import grid_cells
-from passion_sweep.spec import SPEC_FILE, parse_spec, save_spec
+from passion_sweep.sweep.search_space import grid_cells
+from passion_sweep.sweep.spec import SPEC_FILE, parse_spec, save_spec
 from tests.sweep.conftest import tiny_spec
 from tests.tables.store import KnownTrial, record_sweep, uniform
 

@@ -50,7 +50,7 @@ def submit(
     storage, tracking and data paths are made absolute here, so they must be the same
     on the cluster (shared storage).
     """
-    from passion_sweep import jobs
+    from passion_sweep.cluster import jobs
 
     plan = jobs.plan_job(
         Path(spec_file),
@@ -80,7 +80,7 @@ def submit(
 @click.option("-f", "--follow", is_flag=True, help="Keep printing the output until the job ends.")
 def logs(job_id: str, address: str | None, follow: bool) -> None:
     """Print the output of the sweep job JOB_ID (raysubmit_...)."""
-    from passion_sweep import jobs
+    from passion_sweep.cluster import jobs
     from trainables.errors import TrainingError
 
     address = jobs.dashboard_address(address)
@@ -127,7 +127,7 @@ def tracking_server(
     Point the spec's tracking.uri at it (http://HOST:PORT) so that trials on every
     node log to one place.
     """
-    from passion_sweep.tracking_server import serve, settings_for
+    from passion_sweep.cluster.tracking_server import serve, settings_for
 
     settings = settings_for(
         store, host=host, port=port, artifacts_destination=artifacts_destination, allowed_hosts=allowed_hosts

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 import click
 
 from passion_sweep.cli.options import existing_file, set_option
-from passion_sweep.spec import SPEC_FILE, load_spec
-from passion_sweep.status import describe_plan, format_status, sweep_status
+from passion_sweep.sweep.spec import SPEC_FILE, load_spec
+from passion_sweep.sweep.status import describe_plan, format_status, sweep_status
 from trainables.errors import TrainingError
 
 if TYPE_CHECKING:
-    from passion_sweep.launcher import SweepOutcome
+    from passion_sweep.sweep.launcher import SweepOutcome
 
 __all__ = ["run", "resume", "status"]
 
@@ -64,7 +64,7 @@ def run(spec_file: str, dry_run: bool, address: str | None, overrides: tuple[str
         click.echo(describe_plan(spec))
         return
     _quiet_libraries()
-    from passion_sweep.launcher import run_sweep  # imports Ray, which --dry-run does not need
+    from passion_sweep.sweep.launcher import run_sweep  # imports Ray, which --dry-run does not need
 
     outcome = run_sweep(spec, address=address)
     _report(outcome)
@@ -76,7 +76,7 @@ def run(spec_file: str, dry_run: bool, address: str | None, overrides: tuple[str
 def resume(target: str, address: str | None) -> None:
     """Finish the sweep in folder PATH (or named NAME under ./sweeps) whose driver stopped."""
     _quiet_libraries()
-    from passion_sweep.launcher import resume_sweep
+    from passion_sweep.sweep.launcher import resume_sweep
 
     outcome = resume_sweep(target, address=address)
     _report(outcome)
@@ -91,7 +91,7 @@ def status(target: str, address: str | None) -> None:
     Given a job id from `passion-sweep submit`, print the job's state first, then its sweep's.
     """
     if target.startswith("raysubmit_"):
-        from passion_sweep.jobs import dashboard_address, job_state
+        from passion_sweep.cluster.jobs import dashboard_address, job_state
 
         state = job_state(target, address=dashboard_address(address))
         click.echo(f"job {state.job_id}: {state.status}" + (f" ({state.message})" if state.message else ""))

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from passion_sweep.errors import ConfigError
-from passion_sweep.results import RunSelection, default_tracking_uri, load_trial_results
-from passion_sweep.table_formats import FORMATS, render_table
-from passion_sweep.tables import METRICS, build_comparison_table
+from passion_sweep.tables.comparison import METRICS, build_comparison_table
+from passion_sweep.tables.formats import FORMATS, render_table
+from passion_sweep.tables.results import RunSelection, default_tracking_uri, load_trial_results
 from trainables.data.atomic import atomic_write
 
 __all__ = ["table"]
@@ -97,7 +97,7 @@ def table(
     )
     text = render_table(comparison, fmt)
     if plot is not None:
-        from passion_sweep.plots import plot_table  # matplotlib only when a plot is asked for
+        from passion_sweep.tables.plots import plot_table  # matplotlib only when a plot is asked for
 
         plot_table(comparison, plot)
         click.echo(f"plot written to {plot}", err=True)

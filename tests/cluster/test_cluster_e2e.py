@@ -14,7 +14,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from passion_sweep.spec import parse_spec
+from passion_sweep.sweep.spec import parse_spec
 from tests.sweep.conftest import tiny_spec
 
 from .conftest import PASSION_SWEEP, TrackingServer, group_alive

@@ -11,7 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from passion_sweep.cli import main
-from passion_sweep.jobs import WORKING_DIR_EXCLUDES, dashboard_address, is_job_id, plan_job
+from passion_sweep.cluster.jobs import WORKING_DIR_EXCLUDES, dashboard_address, is_job_id, plan_job
 from tests.sweep.conftest import tiny_spec
 from trainables.errors import ConfigError
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from passion_sweep.shared_storage import StorageMarker, check_node_answers, unseen_paths
-from passion_sweep.spec import parse_spec
+from passion_sweep.cluster.shared_storage import StorageMarker, check_node_answers, unseen_paths
+from passion_sweep.sweep.spec import parse_spec
 from tests.sweep.conftest import tiny_spec
 from trainables.errors import ConfigError
 

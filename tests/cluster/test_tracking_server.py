@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from passion_sweep import tracking_server
 from passion_sweep.cli import main
-from passion_sweep.tracking_server import (
+from passion_sweep.cluster import tracking_server
+from passion_sweep.cluster.tracking_server import (
     backend_store_uri,
     check_can_listen,
     exposure_warning,

@@ -10,9 +10,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from passion_sweep import jobs
 from passion_sweep.cli import main
-from passion_sweep.upload import scan_upload
+from passion_sweep.cluster import jobs
+from passion_sweep.cluster.upload import scan_upload
 from tests.sweep.conftest import tiny_spec
 from trainables.errors import ConfigError
 

@@ -12,8 +12,8 @@ import yaml
 from click.testing import CliRunner
 
 from passion_sweep.cli import main
-from passion_sweep.spec import describe_splits, load_spec, parse_spec, readiness_problems
-from passion_sweep.sweep_data import prepare_sweep_data
+from passion_sweep.sweep.data import prepare_sweep_data
+from passion_sweep.sweep.spec import describe_splits, load_spec, parse_spec, readiness_problems
 from tests.data.reference_layout import write_reference_layout
 from trainables.data import reference_case_lists, reference_split
 

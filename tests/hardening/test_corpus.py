@@ -19,8 +19,8 @@ import pytest
 import torch
 import yaml
 
-from passion_sweep.spec import SPEC_FILE, parse_spec, save_spec
-from passion_sweep.tracking_server import is_healthy
+from passion_sweep.cluster.tracking_server import is_healthy
+from passion_sweep.sweep.spec import SPEC_FILE, parse_spec, save_spec
 from tests.sweep.conftest import tiny_spec
 from trainables.backbones import build_backbone
 from trainables.config import ModelConfig, RunConfig

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from passion_sweep.spec import SPEC_FILE, parse_spec, save_spec
+from passion_sweep.sweep.spec import SPEC_FILE, parse_spec, save_spec
 from passion_sweep.tracking import SweepIdentity
 from tests.sweep.conftest import tiny_spec
 

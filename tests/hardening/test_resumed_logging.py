@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from passion_sweep import tracking, trial
-from passion_sweep.search_space import grid_cells
-from passion_sweep.spec import SPEC_FILE, parse_spec, save_spec
-from passion_sweep.trial import SweepContext
+from passion_sweep import tracking
+from passion_sweep.sweep import trial
+from passion_sweep.sweep.search_space import grid_cells
+from passion_sweep.sweep.spec import SPEC_FILE, parse_spec, save_spec
+from passion_sweep.sweep.trial import SweepContext
 from tests.sweep.conftest import tiny_spec
 from trainables.config import RunConfig
 from trainables.training.loop import EpochReport

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from passion_sweep import tracking
-from passion_sweep.results import RunSelection, load_trial_results
-from passion_sweep.search_space import cell_space, grid_cells
-from passion_sweep.spec import load_spec, parse_spec
-from passion_sweep.tables import build_comparison_table
+from passion_sweep.sweep.search_space import cell_space, grid_cells
+from passion_sweep.sweep.spec import load_spec, parse_spec
+from passion_sweep.tables.comparison import build_comparison_table
+from passion_sweep.tables.results import RunSelection, load_trial_results
 from tests.tables.store import KnownTrial, record_sweep, uniform
 from trainables.config import RunConfig
 from trainables.errors import ConfigError

@@ -9,12 +9,12 @@ from types import SimpleNamespace
 import pytest
 
 from passion_sweep import tracking
-from passion_sweep.console import SweepConsole, TrialProgress, format_duration
-from passion_sweep.launcher import _ProgressCallback
-from passion_sweep.search_space import grid_cells
-from passion_sweep.spec import parse_spec
-from passion_sweep.sweep_data import SweepData
-from passion_sweep.trial import SweepContext
+from passion_sweep.sweep.console import SweepConsole, TrialProgress, format_duration
+from passion_sweep.sweep.data import SweepData
+from passion_sweep.sweep.launcher import _ProgressCallback
+from passion_sweep.sweep.search_space import grid_cells
+from passion_sweep.sweep.spec import parse_spec
+from passion_sweep.sweep.trial import SweepContext
 
 from .conftest import tiny_spec
 
@@ -96,7 +96,7 @@ def test_the_tune_callback_describes_its_trials(tmp_path: Path, caplog: pytest.L
     result = {"training_iteration": 2, "val/dice/WT": 0.55, "objective": 0.6}
     callback.on_trial_result(2, [running, pending], running, result)
     running.last_result = result
-    with caplog.at_level(logging.INFO, logger="passion_sweep.launcher"):
+    with caplog.at_level(logging.INFO, logger="passion_sweep.sweep.launcher"):
         callback.on_step_end(3, [running, pending])
     header, line = caplog.messages
     assert "2 pending, 1 running, 0 done, 0 failed of 3 | best val/dice/WT 0.6000" in header

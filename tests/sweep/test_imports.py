@@ -11,8 +11,14 @@ import pytest
 @pytest.mark.parametrize(
     ("modules", "forbidden"),
     [
-        (["passion_sweep.spec", "passion_sweep.search_space", "passion_sweep.searcher"], {"ray", "click"}),
-        (["passion_sweep.trial", "passion_sweep.tracking", "passion_sweep.status"], {"ray"}),  # MLflow brings click
+        (
+            ["passion_sweep.sweep.spec", "passion_sweep.sweep.search_space", "passion_sweep.sweep.searcher"],
+            {"ray", "click"},
+        ),
+        (
+            ["passion_sweep.sweep.trial", "passion_sweep.tracking", "passion_sweep.sweep.status"],
+            {"ray"},
+        ),  # MLflow brings click
     ],
 )
 def test_modules_do_not_import(modules: list[str], forbidden: set[str]) -> None:

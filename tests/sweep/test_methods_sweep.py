@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from passion_sweep.launcher import run_sweep
-from passion_sweep.results import RunSelection, load_trial_results
-from passion_sweep.spec import parse_spec
-from passion_sweep.tables import build_comparison_table
+from passion_sweep.sweep.launcher import run_sweep
+from passion_sweep.sweep.spec import parse_spec
+from passion_sweep.tables.comparison import build_comparison_table
+from passion_sweep.tables.results import RunSelection, load_trial_results
 
 from .conftest import tiny_spec
 

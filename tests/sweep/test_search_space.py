@@ -6,8 +6,8 @@ from pathlib import Path
 
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from passion_sweep.search_space import cell_space, expand_grid, grid_cells, optuna_distribution, total_trials
-from passion_sweep.spec import Distribution, parse_spec
+from passion_sweep.sweep.search_space import cell_space, expand_grid, grid_cells, optuna_distribution, total_trials
+from passion_sweep.sweep.spec import Distribution, parse_spec
 
 from .conftest import tiny_spec
 

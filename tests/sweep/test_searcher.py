@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from passion_sweep.searcher import CellSearch, CellStudies, Suggestion
+from passion_sweep.sweep.searcher import CellSearch, CellStudies, Suggestion
 
 SPACE = {
     "passion.temperature": FloatDistribution(1.0, 8.0, log=True),

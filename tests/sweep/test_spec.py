@@ -11,7 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from passion_sweep.cli import main
-from passion_sweep.spec import (
+from passion_sweep.sweep.spec import (
     SPEC_FILE,
     apply_overrides,
     load_spec,

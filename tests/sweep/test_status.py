@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from passion_sweep.run_store import TrialRun
-from passion_sweep.status import CellSummary, SweepStatus, estimate_remaining, format_status
+from passion_sweep.sweep.run_store import TrialRun
+from passion_sweep.sweep.status import CellSummary, SweepStatus, estimate_remaining, format_status
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

@@ -20,9 +20,9 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from passion_sweep.cli import main
-from passion_sweep.launcher import SweepOutcome, resume_sweep, run_sweep
-from passion_sweep.spec import SweepSpec, parse_spec
-from passion_sweep.status import sweep_status
+from passion_sweep.sweep.launcher import SweepOutcome, resume_sweep, run_sweep
+from passion_sweep.sweep.spec import SweepSpec, parse_spec
+from passion_sweep.sweep.status import sweep_status
 from trainables.modalities import REGIONS, SUBSET_MASKS, subset_name
 
 from .conftest import tiny_spec

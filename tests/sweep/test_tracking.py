@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from passion_sweep import tracking
-from passion_sweep.run_store import trial_runs
+from passion_sweep.sweep.run_store import trial_runs
 from trainables.config import RunConfig
 
 

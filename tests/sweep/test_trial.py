@@ -10,12 +10,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from passion_sweep import tracking
-from passion_sweep.run_store import trial_runs
-from passion_sweep.search_space import grid_cells
-from passion_sweep.spec import SPEC_FILE, SweepSpec, parse_spec, save_spec
-from passion_sweep.sweep_data import prepare_sweep_data
+from passion_sweep.sweep.data import prepare_sweep_data
+from passion_sweep.sweep.run_store import trial_runs
+from passion_sweep.sweep.search_space import grid_cells
+from passion_sweep.sweep.spec import SPEC_FILE, SweepSpec, parse_spec, save_spec
+from passion_sweep.sweep.trial import SweepContext, run_trial
 from passion_sweep.tracking import OBJECTIVE
-from passion_sweep.trial import SweepContext, run_trial
 
 from .conftest import tiny_spec
 

@@ -9,9 +9,9 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
-from passion_sweep.results import RunSelection, load_trial_results
-from passion_sweep.table_formats import render_table
-from passion_sweep.tables import ComparisonTable, build_comparison_table
+from passion_sweep.tables.comparison import ComparisonTable, build_comparison_table
+from passion_sweep.tables.formats import render_table
+from passion_sweep.tables.results import RunSelection, load_trial_results
 
 COLUMNS = 4 + 6 * 3  # presence marks, 4 configurations and 2 deltas of 3 regions
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from passion_sweep.run_store import ClientRunReader, SqliteRunReader, open_run_reader
+from passion_sweep.sweep.run_store import ClientRunReader, SqliteRunReader, open_run_reader
 
 PREFIXES = ("test/", "objective")
 

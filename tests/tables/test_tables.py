@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from passion_sweep.errors import ConfigError
-from passion_sweep.results import RunSelection, load_trial_results
-from passion_sweep.tables import AVERAGE_ROW, SUBSET_ROWS, build_comparison_table
+from passion_sweep.tables.comparison import AVERAGE_ROW, SUBSET_ROWS, build_comparison_table
+from passion_sweep.tables.results import RunSelection, load_trial_results
 
 ROWS = [*SUBSET_ROWS, AVERAGE_ROW]
 RB, RP, MB, MP = "rfnet / baseline", "rfnet / passion", "mmformer / baseline", "mmformer / passion"

@@ -7,10 +7,10 @@ import tempfile
 from pathlib import Path
 
 from passion_sweep.errors import PassionSweepError
-from passion_sweep.plots import plot_table
-from passion_sweep.results import RunSelection, load_trial_results
-from passion_sweep.table_formats import render_table
-from passion_sweep.tables import build_comparison_table
+from passion_sweep.tables.comparison import build_comparison_table
+from passion_sweep.tables.formats import render_table
+from passion_sweep.tables.plots import plot_table
+from passion_sweep.tables.results import RunSelection, load_trial_results
 from passion_sweep.tracking import SweepTracking, log_sweep_artifacts
 
 __all__ = ["REPORT_FOLDER", "log_sweep_report"]

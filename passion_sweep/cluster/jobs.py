@@ -1,6 +1,6 @@
 """Sweeps as Ray jobs: submit one, read its state and logs.
 
-This is the one module besides :mod:`passion_sweep.launcher` that talks to Ray. It is
+This is the one module besides :mod:`passion_sweep.sweep.launcher` that talks to Ray. It is
 separate because it talks to a different Ray API: the job server (the dashboard's
 HTTP API, :class:`ray.job_submission.JobSubmissionClient`) rather than a Ray driver
 (``ray.init``, Tune); it runs on a machine that is not part of the cluster and never
@@ -11,7 +11,7 @@ A submitted sweep is ``passion-sweep run SPEC --address auto`` run by the cluste
 with the submitting environment's interpreter (it must exist at the same path on the
 head node), in a copy of the working folder (the project, with the spec) uploaded
 without environments, data and results (:data:`WORKING_DIR_EXCLUDES`), credentials and
-ignored files (:mod:`passion_sweep.upload`). The job runs in a temporary folder, so
+ignored files (:mod:`passion_sweep.cluster.upload`). The job runs in a temporary folder, so
 every path of the spec (storage, tracking, data) is resolved on the submitting side and
 passed as an absolute ``--set`` override.
 """
@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from passion_sweep import tracking
+from passion_sweep.cluster.upload import Upload, scan_upload, staged_copy
 from passion_sweep.layout import sqlite_path, sqlite_uri
-from passion_sweep.spec import SweepSpec, load_spec
-from passion_sweep.upload import Upload, scan_upload, staged_copy
+from passion_sweep.sweep.spec import SweepSpec, load_spec
 from trainables.errors import ConfigError, PassionSweepError
 
 __all__ = [

@@ -7,7 +7,7 @@ early), samples each searched cell's space with that cell's Optuna study, and ta
 objective of finished trials back. Its state is a plain record of trials, saved with
 the Tune experiment and restored on resume; the studies are rebuilt from it, so a
 sweep resumed after its driver was killed continues the same searches. The Ray
-``Searcher`` around it lives in :mod:`passion_sweep.launcher`.
+``Searcher`` around it lives in :mod:`passion_sweep.sweep.launcher`.
 """
 
 from __future__ import annotations

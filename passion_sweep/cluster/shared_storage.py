@@ -7,7 +7,7 @@ bind mount, a FUSE-mounted bucket or a node-local disk mounted at the same path 
 look alike), so the check asks each node directly: the driver writes a marker file
 with a random token into the sweep folder, and a task pinned to each node reads it
 back (:func:`unseen_paths`) and looks for the data. The Ray side lives in
-:mod:`passion_sweep.launcher`; this module imports neither Ray nor click.
+:mod:`passion_sweep.sweep.launcher`; this module imports neither Ray nor click.
 """
 
 from __future__ import annotations

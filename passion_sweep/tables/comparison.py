@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from passion_sweep.errors import ConfigError
-from passion_sweep.results import TrialResults
+from passion_sweep.tables.results import TrialResults
 from trainables.errors import did_you_mean
 from trainables.evaluation.conventions import HD95Convention, HD95Percentile, hd95_definition
 from trainables.modalities import REGIONS, SUBSET_MASKS, subset_name
@@ -294,7 +294,7 @@ def build_comparison_table(
     """Aggregate trial results into a comparison table.
 
     Args:
-        results: the selected trial runs (see :func:`~passion_sweep.results.load_trial_results`).
+        results: the selected trial runs (see :func:`~passion_sweep.tables.results.load_trial_results`).
         metric: ``dice`` or ``hd95``.
         regions: regions of each column group.
         columns: tag or param names whose values make the column groups; default the

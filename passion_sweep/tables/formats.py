@@ -1,4 +1,4 @@
-"""Rendering a :class:`~passion_sweep.tables.ComparisonTable` as Markdown, CSV, LaTeX or HTML.
+"""Rendering a :class:`~passion_sweep.tables.comparison.ComparisonTable` as Markdown, CSV, LaTeX or HTML.
 
 Markdown, LaTeX and HTML share one layout (presence circles, grouped headers, bold
 best values, footnotes), built once by :func:`_layout`; they are written here rather
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from passion_sweep.tables import AVERAGE_ROW, SUBSET_ROWS, ComparisonTable
+from passion_sweep.tables.comparison import AVERAGE_ROW, SUBSET_ROWS, ComparisonTable
 from trainables.modalities import MODALITIES, SUBSET_MASKS
 
 __all__ = ["FORMATS", "render_table"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from passion_sweep.spec import Distribution, SweepSpec
+from passion_sweep.sweep.spec import Distribution, SweepSpec
 from trainables.methods.registry import method_info
 
 __all__ = ["GridCell", "expand_grid", "grid_cells", "optuna_distribution", "cell_space", "total_trials"]

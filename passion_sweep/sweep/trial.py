@@ -5,8 +5,8 @@ than Ray: it trains with :func:`~trainables.training.loop.fit` (reporting each
 epoch and its checkpoint through the session, and resuming from the session's
 checkpoint after a failure), evaluates the last model on all 15 modality subsets of
 the test cases and logs everything to the trial's one MLflow run. The Ray Tune side of
-the session lives in :mod:`passion_sweep.launcher`; the data every trial reads is
-prepared beforehand on the driver (:mod:`passion_sweep.sweep_data`).
+the session lives in :mod:`passion_sweep.sweep.launcher`; the data every trial reads is
+prepared beforehand on the driver (:mod:`passion_sweep.sweep.data`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import torch
 
 from passion_sweep import tracking
 from passion_sweep.layout import EVALUATION_DIR
-from passion_sweep.search_space import GridCell
-from passion_sweep.spec import SweepSpec
-from passion_sweep.sweep_data import SweepData
+from passion_sweep.sweep.data import SweepData
+from passion_sweep.sweep.search_space import GridCell
+from passion_sweep.sweep.spec import SweepSpec
 from trainables.backbones import Backbone
 from trainables.config import RunConfig
 from trainables.data import read_case_list

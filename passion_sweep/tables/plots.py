@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # files only: no display on cluster nodes or in CI
 import matplotlib.pyplot as plt
 import numpy as np
 
-from passion_sweep.tables import AVERAGE_ROW, SUBSET_ROWS, ComparisonTable
+from passion_sweep.tables.comparison import AVERAGE_ROW, SUBSET_ROWS, ComparisonTable
 from trainables.data.atomic import atomic_write
 
 __all__ = ["plot_table"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from passion_sweep.layout import PHANTOM_DIR, SPLITS_DIR
 from passion_sweep.phantom import ensure_phantom
-from passion_sweep.spec import SweepSpec
+from passion_sweep.sweep.spec import SweepSpec
 from trainables.data import (
     read_case_list,
     read_manifest,

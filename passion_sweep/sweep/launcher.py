@@ -2,8 +2,8 @@
 
 A sweep is one ``Tuner``: one experiment folder (``<storage_path>/<name>``), one
 schedule and one resume point for every grid cell and every Optuna trial. The search
-is :class:`~passion_sweep.searcher.CellStudies` behind a Tune ``Searcher``; each trial
-runs :func:`~passion_sweep.trial.run_trial` with a :class:`_TuneSession`; driver
+is :class:`~passion_sweep.sweep.searcher.CellStudies` behind a Tune ``Searcher``; each trial
+runs :func:`~passion_sweep.sweep.trial.run_trial` with a :class:`_TuneSession`; driver
 callbacks print progress and mark the MLflow runs of trials that fail for good or are
 stopped early. :func:`run_sweep` starts a sweep, :func:`resume_sweep` finishes one
 whose driver stopped.
@@ -27,16 +27,17 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.search import Searcher
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from passion_sweep import shared_storage, tracking
-from passion_sweep.console import SweepConsole, TrialProgress
+from passion_sweep import tracking
+from passion_sweep.cluster import shared_storage
 from passion_sweep.layout import TRIAL_DIR_PREFIX, sqlite_path
-from passion_sweep.report import log_sweep_report
-from passion_sweep.search_space import cell_space, grid_cells, total_trials
-from passion_sweep.searcher import CellSearch, CellStudies
-from passion_sweep.spec import SPEC_FILE, SweepSpec, check_ready, load_spec, locate_sweep, save_spec
-from passion_sweep.sweep_data import prepare_sweep_data
+from passion_sweep.sweep.console import SweepConsole, TrialProgress
+from passion_sweep.sweep.data import prepare_sweep_data
+from passion_sweep.sweep.search_space import cell_space, grid_cells, total_trials
+from passion_sweep.sweep.searcher import CellSearch, CellStudies
+from passion_sweep.sweep.spec import SPEC_FILE, SweepSpec, check_ready, load_spec, locate_sweep, save_spec
+from passion_sweep.sweep.trial import SweepContext, run_trial
+from passion_sweep.tables.report import log_sweep_report
 from passion_sweep.tracking import OBJECTIVE
-from passion_sweep.trial import SweepContext, run_trial
 from trainables.data.atomic import ensure_directory
 from trainables.errors import ConfigError, PassionSweepError
 
@@ -78,7 +79,7 @@ class SweepOutcome:
 
 
 class _TuneSession:
-    """:class:`~passion_sweep.trial.TrialSession` of a Ray Tune function trainable."""
+    """:class:`~passion_sweep.sweep.trial.TrialSession` of a Ray Tune function trainable."""
 
     def __init__(self) -> None:
         # Tune logs every persisted checkpoint at INFO level: one console line per epoch and trial.
@@ -107,7 +108,7 @@ def _train_trial(config: dict[str, Any], context: SweepContext) -> None:
 
 
 class _CellSearcher(Searcher):
-    """Tune's view of :class:`~passion_sweep.searcher.CellStudies`."""
+    """Tune's view of :class:`~passion_sweep.sweep.searcher.CellStudies`."""
 
     def __init__(self, studies: CellStudies, mode: str) -> None:
         super().__init__(metric=OBJECTIVE, mode=mode)
@@ -139,7 +140,7 @@ def _error_reason(trial: Trial) -> str:
 
 
 class _ProgressCallback(tune.Callback):
-    """The sweep's console (see :mod:`passion_sweep.console`) and a line per trial failure."""
+    """The sweep's console (see :mod:`passion_sweep.sweep.console`) and a line per trial failure."""
 
     def __init__(self, context: SweepContext, *, interval: float = 30.0) -> None:
         self._context = context
@@ -229,7 +230,7 @@ _STORAGE_CHECK_SECONDS = 120.0
 def _check_shared_storage(context: SweepContext) -> None:
     """On a cluster of several nodes, refuse storage or data that some node does not see.
 
-    Every alive node runs :func:`~passion_sweep.shared_storage.unseen_paths` (pinned to
+    Every alive node runs :func:`~passion_sweep.cluster.shared_storage.unseen_paths` (pinned to
     it, no CPU taken) against a marker the driver writes into the sweep folder.
 
     Raises:

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from passion_sweep.console import format_duration
-from passion_sweep.run_store import TrialRun, find_experiment, has_parent_run, trial_runs
-from passion_sweep.search_space import GridCell, cell_space, grid_cells, total_trials
-from passion_sweep.spec import SPEC_FILE, SweepSpec, describe_splits, load_spec, locate_sweep, readiness_problems
+from passion_sweep.sweep.console import format_duration
+from passion_sweep.sweep.run_store import TrialRun, find_experiment, has_parent_run, trial_runs
+from passion_sweep.sweep.search_space import GridCell, cell_space, grid_cells, total_trials
+from passion_sweep.sweep.spec import SPEC_FILE, SweepSpec, describe_splits, load_spec, locate_sweep, readiness_problems
 from passion_sweep.tracking import OBJECTIVE, SweepIdentity, mlflow_hint, runs_view
 
 __all__ = [

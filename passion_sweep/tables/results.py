@@ -19,11 +19,11 @@ from typing import Any
 import pandas as pd
 
 from passion_sweep import tracking
+from passion_sweep.cluster.tracking_server import is_healthy
 from passion_sweep.errors import ConfigError, PassionSweepError
 from passion_sweep.layout import default_store_uri, sqlite_path, sqlite_uri
-from passion_sweep.run_store import StoredRun, open_run_reader
-from passion_sweep.spec import GRID_SHORTCUTS, RaySpec
-from passion_sweep.tracking_server import is_healthy
+from passion_sweep.sweep.run_store import StoredRun, open_run_reader
+from passion_sweep.sweep.spec import GRID_SHORTCUTS, RaySpec
 from trainables.errors import did_you_mean
 
 __all__ = ["RunSelection", "TrialResults", "load_trial_results", "default_tracking_uri", "RUN_COLUMNS"]

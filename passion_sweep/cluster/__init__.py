@@ -1,0 +1,1 @@
+"""Running a sweep on a Ray cluster: job submission, shared storage, the tracking server."""
