@@ -1,6 +1,6 @@
 """BraTS data: phantom synthesis, preprocessing, splits, checks and torch datasets.
 
-See the README, section "Data", for the commands and file formats. Names are imported
+See docs/data.md for the commands and file formats. Names are imported
 on first use (PEP 562), so that light modules (splits, atomic writes) do not pull in
 torch through this package: ``passion-sweep table`` and spec checks start in a second.
 """
