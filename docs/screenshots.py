@@ -153,7 +153,11 @@ def main() -> None:
         screenshot_compare(args.chromium, compare_url(server, args.experiment), IMAGES / "mlflow-compare.png")
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
-        ui.wait(timeout=30)
+        try:
+            ui.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a busy server can ignore SIGTERM for long
+            os.killpg(ui.pid, signal.SIGKILL)
+            ui.wait()
 
 
 if __name__ == "__main__":
