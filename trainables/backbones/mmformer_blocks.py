@@ -14,17 +14,14 @@ Shapes: ``N`` batch, ``L`` tokens, ``C`` channels or token dimension.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainables.backbones.base import FusionOutput
-from trainables.backbones.layers import instance_norm_leaky_relu, upsample
+from trainables.backbones.layers import PaddingMode, conv3d, instance_norm_leaky_relu, upsample
 from trainables.modalities import NUM_CLASSES, NUM_MODALITIES
-
-PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
 __all__ = ["Encoder", "FusionDecoder", "PreNormConv", "SeparateDecoder", "TokenTransformer"]
 
@@ -51,14 +48,7 @@ class PreNormConv(nn.Module):
         padding_mode: PaddingMode = "reflect",
     ) -> None:
         super().__init__()
-        self.conv = nn.Conv3d(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=kernel_size // 2,
-            padding_mode=padding_mode if kernel_size > 1 else "zeros",
-        )
+        self.conv = conv3d(in_channels, out_channels, kernel_size=kernel_size, stride=stride, padding_mode=padding_mode)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(instance_norm_leaky_relu(x))
@@ -75,11 +65,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.depth = len(channels)
         for level, (cin, cout) in enumerate(zip((1, *channels[:-1]), channels), start=1):
-            entry: nn.Module
-            if level == 1:
-                entry = nn.Conv3d(cin, cout, 3, padding=1, padding_mode="reflect")
-            else:
-                entry = PreNormConv(cin, cout, stride=2)
+            entry = conv3d(cin, cout) if level == 1 else PreNormConv(cin, cout, stride=2)
             self.add_module(f"e{level}_c1", entry)
             self.add_module(f"e{level}_c2", PreNormConv(cout, cout))
             self.add_module(f"e{level}_c3", PreNormConv(cout, cout))
