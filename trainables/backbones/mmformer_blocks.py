@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from trainables.backbones.base import FusionOutput
 from trainables.backbones.layers import PaddingMode, conv3d, instance_norm_leaky_relu, upsample
+from trainables.backbones.transformer import HeadedAttention, PreNormDrop, Residual, feed_forward_residual
 from trainables.modalities import NUM_CLASSES, NUM_MODALITIES
 
 __all__ = ["Encoder", "FusionDecoder", "PreNormConv", "SeparateDecoder", "TokenTransformer"]
@@ -175,67 +176,14 @@ class FusionDecoder(_UpDecoder):
         )
 
 
-class SelfAttention(nn.Module):
-    """Multi-head self-attention without query/key/value bias; dropout on the weights and the output.
-
-    Both dropouts are ``nn.Dropout`` modules, so that setting their ``p`` (or ``eval()``)
-    switches all of them off.
-    """
-
-    def __init__(self, dim: int, *, heads: int, dropout: float) -> None:
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"dim must be a multiple of heads, got dim {dim} and {heads} heads")
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
-        self.attn_drop = nn.Dropout(dropout)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(dropout)
+class SelfAttention(HeadedAttention):
+    """Multi-head self-attention, fused (the weights are not needed)."""
 
     def forward(self, tokens: Tensor) -> Tensor:
         """Args: tokens ``NLC``. Returns ``NLC``."""
-        batch, length, dim = tokens.shape
-        query, key, value = self.qkv(tokens).reshape(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        query, key, value = self.split_heads(tokens)
         dropout = self.attn_drop.p if self.training else 0.0
-        attended = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout)
-        return self.proj_drop(self.proj(attended.transpose(1, 2).reshape(batch, length, dim)))
-
-
-class _PreNorm(nn.Module):
-    """``dropout(fn(LayerNorm(x)))``."""
-
-    def __init__(self, dim: int, fn: nn.Module, *, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-        self.fn = fn
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.fn(self.norm(x)))
-
-
-class _Residual(nn.Module):
-    """``x + fn(x)``."""
-
-    def __init__(self, fn: nn.Module) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.fn(x)
-
-
-class _FeedForward(nn.Module):
-    """Linear -> GELU -> dropout -> Linear -> dropout."""
-
-    def __init__(self, dim: int, hidden: int, *, dropout: float) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim), nn.Dropout(dropout)
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        return self.join_heads(F.scaled_dot_product_attention(query, key, value, dropout_p=dropout))
 
 
 class TokenTransformer(nn.Module):
@@ -254,12 +202,10 @@ class TokenTransformer(nn.Module):
     def __init__(self, dim: int, *, depth: int, heads: int, mlp_dim: int, dropout: float) -> None:
         super().__init__()
         self.cross_attention_list = nn.ModuleList(
-            _Residual(_PreNorm(dim, SelfAttention(dim, heads=heads, dropout=dropout), dropout=dropout))
+            Residual(PreNormDrop(dim, SelfAttention(dim, heads=heads, dropout=dropout), dropout=dropout))
             for _ in range(depth)
         )
-        self.cross_ffn_list = nn.ModuleList(
-            _Residual(_PreNorm(dim, _FeedForward(dim, mlp_dim, dropout=dropout))) for _ in range(depth)
-        )
+        self.cross_ffn_list = nn.ModuleList(feed_forward_residual(dim, mlp_dim, dropout=dropout) for _ in range(depth))
 
     def forward(self, tokens: Tensor, position: Tensor) -> Tensor:
         """Args: tokens ``NLC``; position broadcastable to ``NLC``. Returns ``NLC``."""
