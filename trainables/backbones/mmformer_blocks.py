@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainables.backbones.base import FusionOutput
+from trainables.backbones.blocks import FlatEncoder
 from trainables.backbones.layers import PaddingMode, conv3d, instance_norm_leaky_relu, upsample
 from trainables.backbones.transformer import HeadedAttention, PreNormDrop, Residual, feed_forward_residual
 from trainables.modalities import NUM_CLASSES, NUM_MODALITIES
@@ -55,29 +56,14 @@ class PreNormConv(nn.Module):
         return self.conv(instance_norm_leaky_relu(x))
 
 
-class Encoder(nn.Module):
-    """One modality's encoder: ``N1HWD`` to one map per level, finest first.
+class Encoder(FlatEncoder):
+    """One modality's encoder: a bare conv on the image, strided pre-norm convs after."""
 
-    Level ``l`` is ``x = e{l}_c1(previous)`` (strided from level 2 on; at level 1 a bare
-    conv on the image) followed by ``x + e{l}_c3(e{l}_c2(x))``.
-    """
+    def _entry(self, level: int, in_channels: int, out_channels: int) -> nn.Module:
+        return conv3d(in_channels, out_channels) if level == 1 else PreNormConv(in_channels, out_channels, stride=2)
 
-    def __init__(self, channels: Sequence[int]) -> None:
-        super().__init__()
-        self.depth = len(channels)
-        for level, (cin, cout) in enumerate(zip((1, *channels[:-1]), channels), start=1):
-            entry = conv3d(cin, cout) if level == 1 else PreNormConv(cin, cout, stride=2)
-            self.add_module(f"e{level}_c1", entry)
-            self.add_module(f"e{level}_c2", PreNormConv(cout, cout))
-            self.add_module(f"e{level}_c3", PreNormConv(cout, cout))
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        levels = []
-        for level in range(1, self.depth + 1):
-            x = getattr(self, f"e{level}_c1")(x)
-            x = x + getattr(self, f"e{level}_c3")(getattr(self, f"e{level}_c2")(x))
-            levels.append(x)
-        return levels
+    def _block(self, channels: int) -> nn.Module:
+        return PreNormConv(channels, channels)
 
 
 class _UpDecoder(nn.Module):
