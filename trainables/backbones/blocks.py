@@ -1,6 +1,7 @@
 """Convolutional blocks the backbones share: residual encoder levels, the per-modality
 encoder, U-Net decoder stages and the separate decoder (RFNet's design, reused by
-mmFormer and M2FTrans as in their reference implementations)."""
+mmFormer and M2FTrans as in their reference implementations), and the per-modality
+encoder with mmFormer's and M2FTrans' parameter names."""
 
 from __future__ import annotations
 
