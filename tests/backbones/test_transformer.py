@@ -1,9 +1,11 @@
-"""The token helpers of the transformer backbones."""
+"""The token helpers and layers the transformer backbones share."""
 
 from __future__ import annotations
 
 import torch
 
+from trainables.backbones.m2ftrans_transformer import MaskedSelfAttention
+from trainables.backbones.mmformer_blocks import SelfAttention
 from trainables.backbones.transformer import resample_tokens, tokens_to_volume, volume_to_tokens
 
 
@@ -22,3 +24,16 @@ def test_resampled_tokens_follow_the_grid() -> None:
     assert resampled.shape == (4, 60, 8)
     torch.testing.assert_close(resampled[:, 0], tokens[:, 0])  # align_corners keeps the corners
     torch.testing.assert_close(resampled[:, -1], tokens[:, -1])
+
+
+def test_fused_and_written_out_attention_agree_when_nothing_is_masked() -> None:
+    """mmFormer's fused attention and M2FTrans' weight-returning one share their projections."""
+    torch.manual_seed(0)
+    fused = SelfAttention(8, heads=2, dropout=0.1).double().eval()
+    written_out = MaskedSelfAttention(8, heads=2, dropout=0.1).double().eval()
+    written_out.load_state_dict(fused.state_dict())
+    tokens = torch.randn(3, 5, 8, dtype=torch.float64)
+    output, weights = written_out(tokens, torch.ones(1, 1, 5, 5, dtype=torch.bool))
+    torch.testing.assert_close(output, fused(tokens))
+    assert weights.shape == (3, 2, 5, 5)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 2, 5, dtype=torch.float64))

@@ -13,13 +13,8 @@ from monai.metrics import compute_hausdorff_distance
 from scipy import ndimage
 
 from trainables.errors import ConfigError
-from trainables.evaluation.metrics import (
-    BRATS_MAX_HD95,
-    brats_hd95,
-    hd95,
-    hd95_definition,
-    surface_voxels,
-)
+from trainables.evaluation.conventions import BRATS_MAX_HD95, hd95_definition
+from trainables.evaluation.metrics import brats_hd95, hd95, surface_voxels
 
 SIZE = 40
 CENTRE = (SIZE - 1) / 2

@@ -21,21 +21,17 @@ def assert_golden(actual: torch.Tensor, expected: list[float], tolerance: float)
     torch.testing.assert_close(actual.double(), torch.tensor(expected, dtype=torch.float64), atol=tolerance, rtol=0)
 
 
-def test_segmentation_losses(golden: dict, golden_inputs: dict) -> None:
-    probs = torch.softmax(golden_inputs["logits"], dim=1)
+@pytest.mark.parametrize(
+    ("logits", "scale", "suffix"),
+    [("logits", 1, ""), ("low", 2, "_up2")],
+    ids=["full-resolution", "upsampled-deep-supervision"],
+)
+def test_segmentation_losses(golden: dict, golden_inputs: dict, logits: str, scale: int, suffix: str) -> None:
+    probs = upsample_probabilities(torch.softmax(golden_inputs[logits], dim=1), scale)
     outputs, tolerance = golden["outputs"], golden["tolerance"]
-    assert_golden(soft_dice_loss(probs, golden_inputs["target"]), outputs["dice_loss_bs"], tolerance)
+    assert_golden(soft_dice_loss(probs, golden_inputs["target"]), outputs[f"dice_loss_bs{suffix}"], tolerance)
     assert_golden(
-        weighted_cross_entropy(probs, golden_inputs["target"]), outputs["softmax_weighted_loss_bs"], tolerance
-    )
-
-
-def test_segmentation_losses_on_upsampled_deep_supervision(golden: dict, golden_inputs: dict) -> None:
-    probs = upsample_probabilities(torch.softmax(golden_inputs["low"], dim=1), 2)
-    outputs, tolerance = golden["outputs"], golden["tolerance"]
-    assert_golden(soft_dice_loss(probs, golden_inputs["target"]), outputs["dice_loss_bs_up2"], tolerance)
-    assert_golden(
-        weighted_cross_entropy(probs, golden_inputs["target"]), outputs["softmax_weighted_loss_bs_up2"], tolerance
+        weighted_cross_entropy(probs, golden_inputs["target"]), outputs[f"softmax_weighted_loss_bs{suffix}"], tolerance
     )
 
 

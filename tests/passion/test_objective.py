@@ -128,12 +128,13 @@ def test_student_path_ignores_other_modalities() -> None:
     torch.testing.assert_close(before, after)
 
 
-def test_warmup_counts_only_the_separate_term() -> None:
-    torch.manual_seed(1)
+def rfnet_step(mask: torch.Tensor, *, warmup: bool, seed: int):
+    """A default PASSION step of a seeded small RFNet on random 16^3 images, zero where
+    ``mask`` (``BK``) says a modality is absent; returns the model, images, labels and step."""
+    torch.manual_seed(seed)
     model = build_backbone("rfnet", width=4, patch_size=16)
-    mask = torch.tensor([[True, True, False, False]])
-    images = torch.randn(1, 4, 16, 16, 16) * mask[..., None, None, None]
-    labels = torch.randint(0, 4, (1, 16, 16, 16))
+    images = torch.randn(len(mask), 4, 16, 16, 16) * mask[..., None, None, None]
+    labels = torch.randint(0, 4, (len(mask), 16, 16, 16))
     step = training_step(
         model,
         images,
@@ -143,8 +144,14 @@ def test_warmup_counts_only_the_separate_term() -> None:
         beta=BETA,
         modality_weights=WEIGHTS,
         config=PassionConfig(),
-        warmup=True,
+        warmup=warmup,
     )
+    return model, images, labels, step
+
+
+def test_warmup_counts_only_the_separate_term() -> None:
+    mask = torch.tensor([[True, True, False, False]])
+    model, images, labels, step = rfnet_step(mask, warmup=True, seed=1)
     assert step.parts.keys() == {"sep"} and step.relative_preference is None
     assert all(p.grad is None for p in model.fusion_decoder.parameters())
     assert all(p.grad is None for p in model.encoders[2].parameters())  # t1 absent
@@ -164,22 +171,8 @@ def test_warmup_counts_only_the_separate_term() -> None:
 
 def test_a_one_modality_case_gates_off_every_separate_term() -> None:
     """The reference's NaN preference: no modality lags, the separate decoder gets no gradient."""
-    torch.manual_seed(2)
-    model = build_backbone("rfnet", width=4, patch_size=16)
     mask = torch.tensor([[True, True, False, False], [False, False, True, False]])
-    images = torch.randn(2, 4, 16, 16, 16) * mask[..., None, None, None]
-    labels = torch.randint(0, 4, (2, 16, 16, 16))
-    step = training_step(
-        model,
-        images,
-        labels,
-        fusion_mask=mask,
-        counted=mask,
-        beta=BETA,
-        modality_weights=WEIGHTS,
-        config=PassionConfig(),
-        warmup=False,
-    )
+    model, _, _, step = rfnet_step(mask, warmup=False, seed=2)
     assert step.relative_preference.isnan().all() and step.parts["sep"] == 0 and step.parts["proto"] == 0
     assert (step.per_modality["sep"][:3] > 0).all()  # still computed, for the log
     assert all(p.grad is None for p in model.separate_decoder.parameters())

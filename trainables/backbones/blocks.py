@@ -1,6 +1,7 @@
 """Convolutional blocks the backbones share: residual encoder levels, the per-modality
 encoder, U-Net decoder stages and the separate decoder (RFNet's design, reused by
-mmFormer and M2FTrans as in their reference implementations)."""
+mmFormer and M2FTrans as in their reference implementations), and the per-modality
+encoder with mmFormer's and M2FTrans' parameter names."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from torch import Tensor, nn
 from trainables.backbones.layers import ConvNormAct, upsample
 from trainables.modalities import NUM_CLASSES
 
-__all__ = ["ResidualLevel", "ModalityEncoder", "UpStage", "SeparateDecoder", "init_conv_weights"]
+__all__ = ["FlatEncoder", "ResidualLevel", "ModalityEncoder", "UpStage", "SeparateDecoder", "init_conv_weights"]
 
 
 def init_conv_weights(model: nn.Module) -> None:
@@ -52,6 +53,41 @@ class ModalityEncoder(nn.Module):
             x = level(x)
             outputs.append(x)
         return outputs
+
+
+class FlatEncoder(nn.Module):
+    """Encoder of one modality with its convs named as mmFormer's and M2FTrans' references do.
+
+    Level ``l`` is ``x = e{l}_c1(previous)`` (on the image at level 1, strided after),
+    then ``x + e{l}_c3(e{l}_c2(x))``; the convs are attributes of the encoder itself, so
+    that the references' parameter names (``e1_c1.conv.weight`` ...) load. Subclasses
+    choose the convs.
+    """
+
+    def __init__(self, channels: Sequence[int]) -> None:
+        super().__init__()
+        self.depth = len(channels)
+        for level, (cin, cout) in enumerate(zip((1, *channels[:-1]), channels), start=1):
+            self.add_module(f"e{level}_c1", self._entry(level, cin, cout))
+            self.add_module(f"e{level}_c2", self._block(cout))
+            self.add_module(f"e{level}_c3", self._block(cout))
+
+    def _entry(self, level: int, in_channels: int, out_channels: int) -> nn.Module:
+        """``e{level}_c1``: takes the previous level's map (the image at level 1) to this level's size."""
+        raise NotImplementedError
+
+    def _block(self, channels: int) -> nn.Module:
+        """``e{l}_c2`` and ``e{l}_c3``: a size-keeping conv of the residual branch."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """``N1HWD`` to one map per level, finest first."""
+        levels = []
+        for level in range(1, self.depth + 1):
+            x = getattr(self, f"e{level}_c1")(x)
+            x = x + getattr(self, f"e{level}_c3")(getattr(self, f"e{level}_c2")(x))
+            levels.append(x)
+        return levels
 
 
 class UpStage(nn.Module):

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ConvNormAct", "InstanceNormLeakyReLU", "instance_norm_leaky_relu", "upsample", "mask_modalities"]
+__all__ = [
+    "ConvNormAct",
+    "InstanceNormLeakyReLU",
+    "PaddingMode",
+    "conv3d",
+    "instance_norm_leaky_relu",
+    "mask_modalities",
+    "upsample",
+]
+
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
 _NEGATIVE_SLOPE = 0.2
 _NORM_EPS = 1e-5  # nn.InstanceNorm3d's default
@@ -61,6 +71,27 @@ class InstanceNormLeakyReLU(nn.Module):
         return instance_norm_leaky_relu(x)
 
 
+def conv3d(
+    in_channels: int,
+    out_channels: int,
+    *,
+    kernel_size: int = 3,
+    stride: int = 1,
+    padding_mode: PaddingMode = "reflect",
+) -> nn.Conv3d:
+    """The reference backbones' conv: a 3x3 keeps the size (``padding_mode``-padded by one
+    voxel, before any stride), a 1x1 has no padding.
+    """
+    return nn.Conv3d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=stride,
+        padding=kernel_size // 2,
+        padding_mode=padding_mode if kernel_size > 1 else "zeros",
+    )
+
+
 class ConvNormAct(nn.Sequential):
     """Conv3d -> InstanceNorm3d -> LeakyReLU(0.2), RFNet's ``general_conv3d``.
 
@@ -73,15 +104,7 @@ class ConvNormAct(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, *, kernel_size: int = 3, stride: int = 1) -> None:
         super().__init__(
-            nn.Conv3d(
-                in_channels,
-                out_channels,
-                kernel_size,
-                stride=stride,
-                padding=kernel_size // 2,
-                padding_mode="reflect" if kernel_size > 1 else "zeros",
-            ),
-            InstanceNormLeakyReLU(),
+            conv3d(in_channels, out_channels, kernel_size=kernel_size, stride=stride), InstanceNormLeakyReLU()
         )
 
 

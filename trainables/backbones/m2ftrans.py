@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainables.backbones.base import Backbone, FusionOutput, register_backbone
+from trainables.backbones.blocks import FlatEncoder
 from trainables.backbones.layers import upsample
 from trainables.backbones.m2ftrans_blocks import (
     ConvBlock,
@@ -84,25 +85,14 @@ def _stage(decoder: nn.Module, level: int) -> tuple[nn.Module, nn.Module, nn.Mod
     return getattr(decoder, refine_name), getattr(decoder, out_name), finer
 
 
-class Encoder(nn.Module):
-    """One modality's encoder: per level a conv block (strided but at level 1) and two residual conv blocks."""
+class Encoder(FlatEncoder):
+    """One modality's encoder of conv blocks, strided from level 2 on."""
 
-    def __init__(self, channels: Sequence[int]) -> None:
-        super().__init__()
-        for level, (cin, cout) in enumerate(zip((1, *channels[:-1]), channels), start=1):
-            self.add_module(f"e{level}_c1", ConvBlock(cin, cout, stride=1 if level == 1 else 2))
-            self.add_module(f"e{level}_c2", ConvBlock(cout, cout))
-            self.add_module(f"e{level}_c3", ConvBlock(cout, cout))
-        self.levels = len(channels)
+    def _entry(self, level: int, in_channels: int, out_channels: int) -> nn.Module:
+        return ConvBlock(in_channels, out_channels, stride=1 if level == 1 else 2)
 
-    def forward(self, x: Tensor) -> list[Tensor]:
-        """``N1HWD`` to per-level features, finest first."""
-        outputs = []
-        for level in range(1, self.levels + 1):
-            x = getattr(self, f"e{level}_c1")(x)
-            x = x + getattr(self, f"e{level}_c3")(getattr(self, f"e{level}_c2")(x))
-            outputs.append(x)
-        return outputs
+    def _block(self, channels: int) -> nn.Module:
+        return ConvBlock(channels, channels)
 
 
 class Bottleneck(nn.Module):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainables.backbones.layers import instance_norm_leaky_relu, mask_modalities
+from trainables.backbones.layers import conv3d, instance_norm_leaky_relu, mask_modalities
 from trainables.modalities import MODALITIES, NUM_CLASSES, NUM_MODALITIES
 
 __all__ = [
@@ -37,23 +37,9 @@ _PRM_HIDDEN = 16
 class ConvBlock(nn.Module):
     """Conv3d (reflect-padded if 3x3) -> InstanceNorm3d -> LeakyReLU(0.2): the reference's ``general_conv3d``."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        *,
-        kernel_size: int = 3,
-        stride: int = 1,
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, *, kernel_size: int = 3, stride: int = 1) -> None:
         super().__init__()
-        self.conv = nn.Conv3d(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=kernel_size // 2,
-            padding_mode="reflect",
-        )
+        self.conv = conv3d(in_channels, out_channels, kernel_size=kernel_size, stride=stride)
 
     def forward(self, x: Tensor) -> Tensor:
         return instance_norm_leaky_relu(self.conv(x))

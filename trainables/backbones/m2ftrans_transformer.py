@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from trainables.backbones.transformer import HeadedAttention, feed_forward_residual
+
 __all__ = ["MaskedSelfAttention", "MaskedTransformer", "bottleneck_attention_mask"]
 
 
@@ -38,25 +40,8 @@ def bottleneck_attention_mask(mask: Tensor, tokens: int) -> Tensor:
     return allowed.repeat_interleave(tokens, dim=1).repeat_interleave(tokens, dim=2)[:, None]
 
 
-class MaskedSelfAttention(nn.Module):
-    """Multi-head self-attention that also returns its attention weights (after attention dropout).
-
-    Args:
-        dim: token dimension ``C``, a multiple of ``heads``.
-        heads: attention heads.
-        dropout: dropout on the attention weights and on the projected output, in training.
-    """
-
-    def __init__(self, dim: int, *, heads: int, dropout: float) -> None:
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"dim must be a multiple of heads, got dim {dim} and {heads} heads")
-        self.heads = heads
-        self.scale = (dim // heads) ** -0.5
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
-        self.attn_drop = nn.Dropout(dropout)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(dropout)
+class MaskedSelfAttention(HeadedAttention):
+    """Multi-head self-attention that also returns its attention weights (after attention dropout)."""
 
     def forward(self, tokens: Tensor, allowed: Tensor) -> tuple[Tensor, Tensor]:
         """Args: tokens ``BLC``; allowed bool, broadcastable to ``B x heads x L x L``.
@@ -65,13 +50,11 @@ class MaskedSelfAttention(nn.Module):
             ``BLC`` output and the ``B x heads x L x L`` attention weights as applied
             (zero where not allowed).
         """
-        batch, length, dim = tokens.shape
-        query, key, value = self.qkv(tokens).reshape(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        query, key, value = self.split_heads(tokens)
         # Written out rather than fused: the weights themselves are an output.
-        scores = (query @ key.transpose(-2, -1)) * self.scale
+        scores = (query @ key.transpose(-2, -1)) * query.shape[-1] ** -0.5
         weights = self.attn_drop(scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1))
-        attended = (weights @ value).transpose(1, 2).reshape(batch, length, dim)
-        return self.proj_drop(self.proj(attended)), weights
+        return self.join_heads(weights @ value), weights
 
 
 class _PreNormAttention(nn.Module):
@@ -100,44 +83,6 @@ class _AttentionResidual(nn.Module):
         return tokens + attended, weights
 
 
-class _FeedForward(nn.Module):
-    """Linear, GELU, dropout, linear, dropout."""
-
-    def __init__(self, dim: int, hidden: int, *, dropout: float) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(dim, hidden),
-            nn.GELU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, dim),
-            nn.Dropout(dropout),
-        )
-
-    def forward(self, tokens: Tensor) -> Tensor:
-        return self.net(tokens)
-
-
-class _PreNormFeedForward(nn.Module):
-    def __init__(self, dim: int, hidden: int, *, dropout: float) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-        self.fn = _FeedForward(dim, hidden, dropout=dropout)
-
-    def forward(self, tokens: Tensor) -> Tensor:
-        return self.fn(self.norm(tokens))
-
-
-class _FeedForwardResidual(nn.Module):
-    """``x + MLP(LN(x))``."""
-
-    def __init__(self, dim: int, hidden: int, *, dropout: float) -> None:
-        super().__init__()
-        self.fn = _PreNormFeedForward(dim, hidden, dropout=dropout)
-
-    def forward(self, tokens: Tensor) -> Tensor:
-        return tokens + self.fn(tokens)
-
-
 class MaskedTransformer(nn.Module):
     """Pre-norm transformer layers with an attention mask, returning the first layer's attention weights.
 
@@ -154,7 +99,7 @@ class MaskedTransformer(nn.Module):
         self.cross_attention_list = nn.ModuleList(
             _AttentionResidual(dim, heads=heads, dropout=dropout) for _ in range(depth)
         )
-        self.cross_ffn_list = nn.ModuleList(_FeedForwardResidual(dim, mlp_dim, dropout=dropout) for _ in range(depth))
+        self.cross_ffn_list = nn.ModuleList(feed_forward_residual(dim, mlp_dim, dropout=dropout) for _ in range(depth))
 
     def forward(self, tokens: Tensor, allowed: Tensor) -> tuple[Tensor, Tensor]:
         """Args: tokens ``BLC``; allowed bool attention mask broadcastable to ``B x heads x L x L``.

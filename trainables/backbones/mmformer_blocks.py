@@ -14,17 +14,16 @@ Shapes: ``N`` batch, ``L`` tokens, ``C`` channels or token dimension.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainables.backbones.base import FusionOutput
-from trainables.backbones.layers import instance_norm_leaky_relu, upsample
+from trainables.backbones.blocks import FlatEncoder
+from trainables.backbones.layers import PaddingMode, conv3d, instance_norm_leaky_relu, upsample
+from trainables.backbones.transformer import HeadedAttention, PreNormDrop, Residual, feed_forward_residual
 from trainables.modalities import NUM_CLASSES, NUM_MODALITIES
-
-PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
 __all__ = ["Encoder", "FusionDecoder", "PreNormConv", "SeparateDecoder", "TokenTransformer"]
 
@@ -51,46 +50,20 @@ class PreNormConv(nn.Module):
         padding_mode: PaddingMode = "reflect",
     ) -> None:
         super().__init__()
-        self.conv = nn.Conv3d(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=kernel_size // 2,
-            padding_mode=padding_mode if kernel_size > 1 else "zeros",
-        )
+        self.conv = conv3d(in_channels, out_channels, kernel_size=kernel_size, stride=stride, padding_mode=padding_mode)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(instance_norm_leaky_relu(x))
 
 
-class Encoder(nn.Module):
-    """One modality's encoder: ``N1HWD`` to one map per level, finest first.
+class Encoder(FlatEncoder):
+    """One modality's encoder: a bare conv on the image, strided pre-norm convs after."""
 
-    Level ``l`` is ``x = e{l}_c1(previous)`` (strided from level 2 on; at level 1 a bare
-    conv on the image) followed by ``x + e{l}_c3(e{l}_c2(x))``.
-    """
+    def _entry(self, level: int, in_channels: int, out_channels: int) -> nn.Module:
+        return conv3d(in_channels, out_channels) if level == 1 else PreNormConv(in_channels, out_channels, stride=2)
 
-    def __init__(self, channels: Sequence[int]) -> None:
-        super().__init__()
-        self.depth = len(channels)
-        for level, (cin, cout) in enumerate(zip((1, *channels[:-1]), channels), start=1):
-            entry: nn.Module
-            if level == 1:
-                entry = nn.Conv3d(cin, cout, 3, padding=1, padding_mode="reflect")
-            else:
-                entry = PreNormConv(cin, cout, stride=2)
-            self.add_module(f"e{level}_c1", entry)
-            self.add_module(f"e{level}_c2", PreNormConv(cout, cout))
-            self.add_module(f"e{level}_c3", PreNormConv(cout, cout))
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        levels = []
-        for level in range(1, self.depth + 1):
-            x = getattr(self, f"e{level}_c1")(x)
-            x = x + getattr(self, f"e{level}_c3")(getattr(self, f"e{level}_c2")(x))
-            levels.append(x)
-        return levels
+    def _block(self, channels: int) -> nn.Module:
+        return PreNormConv(channels, channels)
 
 
 class _UpDecoder(nn.Module):
@@ -189,67 +162,14 @@ class FusionDecoder(_UpDecoder):
         )
 
 
-class SelfAttention(nn.Module):
-    """Multi-head self-attention without query/key/value bias; dropout on the weights and the output.
-
-    Both dropouts are ``nn.Dropout`` modules, so that setting their ``p`` (or ``eval()``)
-    switches all of them off.
-    """
-
-    def __init__(self, dim: int, *, heads: int, dropout: float) -> None:
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"dim must be a multiple of heads, got dim {dim} and {heads} heads")
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
-        self.attn_drop = nn.Dropout(dropout)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(dropout)
+class SelfAttention(HeadedAttention):
+    """Multi-head self-attention, fused (the weights are not needed)."""
 
     def forward(self, tokens: Tensor) -> Tensor:
         """Args: tokens ``NLC``. Returns ``NLC``."""
-        batch, length, dim = tokens.shape
-        query, key, value = self.qkv(tokens).reshape(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        query, key, value = self.split_heads(tokens)
         dropout = self.attn_drop.p if self.training else 0.0
-        attended = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout)
-        return self.proj_drop(self.proj(attended.transpose(1, 2).reshape(batch, length, dim)))
-
-
-class _PreNorm(nn.Module):
-    """``dropout(fn(LayerNorm(x)))``."""
-
-    def __init__(self, dim: int, fn: nn.Module, *, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-        self.fn = fn
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.fn(self.norm(x)))
-
-
-class _Residual(nn.Module):
-    """``x + fn(x)``."""
-
-    def __init__(self, fn: nn.Module) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.fn(x)
-
-
-class _FeedForward(nn.Module):
-    """Linear -> GELU -> dropout -> Linear -> dropout."""
-
-    def __init__(self, dim: int, hidden: int, *, dropout: float) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim), nn.Dropout(dropout)
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        return self.join_heads(F.scaled_dot_product_attention(query, key, value, dropout_p=dropout))
 
 
 class TokenTransformer(nn.Module):
@@ -268,12 +188,10 @@ class TokenTransformer(nn.Module):
     def __init__(self, dim: int, *, depth: int, heads: int, mlp_dim: int, dropout: float) -> None:
         super().__init__()
         self.cross_attention_list = nn.ModuleList(
-            _Residual(_PreNorm(dim, SelfAttention(dim, heads=heads, dropout=dropout), dropout=dropout))
+            Residual(PreNormDrop(dim, SelfAttention(dim, heads=heads, dropout=dropout), dropout=dropout))
             for _ in range(depth)
         )
-        self.cross_ffn_list = nn.ModuleList(
-            _Residual(_PreNorm(dim, _FeedForward(dim, mlp_dim, dropout=dropout))) for _ in range(depth)
-        )
+        self.cross_ffn_list = nn.ModuleList(feed_forward_residual(dim, mlp_dim, dropout=dropout) for _ in range(depth))
 
     def forward(self, tokens: Tensor, position: Tensor) -> Tensor:
         """Args: tokens ``NLC``; position broadcastable to ``NLC``. Returns ``NLC``."""

@@ -28,15 +28,14 @@ from tqdm.auto import tqdm
 from trainables.backbones import Backbone
 from trainables.data.atomic import atomic_write, ensure_directory
 from trainables.data.datasets import VolumeDataset
-from trainables.evaluation.inference import predict_all_subsets
-from trainables.evaluation.metrics import (
+from trainables.evaluation.conventions import (
     HD95Convention,
     HD95Percentile,
-    brats_dice,
-    brats_hd95,
     check_hd95_convention,
     check_hd95_percentile,
 )
+from trainables.evaluation.inference import predict_all_subsets
+from trainables.evaluation.metrics import brats_dice, brats_hd95
 from trainables.modalities import REGIONS, SUBSET_MASKS, subset_name
 
 __all__ = [

@@ -16,28 +16,16 @@ from scipy import ndimage, spatial
 from torch import Tensor
 
 from trainables.evaluation.conventions import (
-    BRATS_MAX_HD95,
-    HD95_CONVENTIONS,
-    HD95_PERCENTILES,
     ONE_EMPTY_HD95,
     HD95Convention,
     HD95Percentile,
     check_hd95_convention,
     check_hd95_percentile,
-    hd95_definition,
 )
 
 __all__ = [
     "DICE_EPS",
     "ET_MIN_VOXELS",
-    "BRATS_MAX_HD95",
-    "HD95Convention",
-    "HD95_CONVENTIONS",
-    "HD95Percentile",
-    "HD95_PERCENTILES",
-    "check_hd95_convention",
-    "check_hd95_percentile",
-    "hd95_definition",
     "surface_voxels",
     "directed_surface_distances",
     "region_masks",
