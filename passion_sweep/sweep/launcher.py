@@ -32,6 +32,7 @@ from passion_sweep.cluster import shared_storage
 from passion_sweep.layout import TRIAL_DIR_PREFIX, sqlite_path
 from passion_sweep.sweep.console import SweepConsole, TrialProgress
 from passion_sweep.sweep.data import prepare_sweep_data
+from passion_sweep.sweep.resume_point import TUNER_FILE, settle_resume_point
 from passion_sweep.sweep.search_space import cell_space, grid_cells, total_trials
 from passion_sweep.sweep.searcher import CellSearch, CellStudies
 from passion_sweep.sweep.spec import SPEC_FILE, SweepSpec, check_ready, load_spec, locate_sweep, save_spec
@@ -403,10 +404,13 @@ def resume_sweep(target: str | Path, *, address: str | None = None) -> SweepOutc
     spec = load_spec(directory / SPEC_FILE)
     check_ready(spec)
     context = _prepare(spec, directory, tracking.SweepIdentity.load(directory))
+    started = (directory / TUNER_FILE).exists()
+    resumable = settle_resume_point(directory)
     with _ray_session(address or spec.ray.address):
         _check_shared_storage(context)
-        if not tune.Tuner.can_restore(str(directory)):
-            logger.info("sweep %s had not started any trial: starting it", spec.name)
+        if not resumable:
+            if not started:
+                logger.info("sweep %s had not started any trial: starting it", spec.name)
             return _fit(_new_tuner(context), context, directory)
         tuner = tune.Tuner.restore(str(directory), _trainable(context), resume_errored=True)
         return _fit(tuner, context, directory)
