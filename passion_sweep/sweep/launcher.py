@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from passion_sweep.cluster import shared_storage
 from passion_sweep.layout import TRIAL_DIR_PREFIX, sqlite_path
 from passion_sweep.sweep.console import SweepConsole, TrialProgress
 from passion_sweep.sweep.data import prepare_sweep_data
+from passion_sweep.sweep.reaper import reaped
 from passion_sweep.sweep.resume_point import TUNER_FILE, settle_resume_point
 from passion_sweep.sweep.search_space import cell_space, grid_cells, total_trials
 from passion_sweep.sweep.searcher import CellSearch, CellStudies
@@ -205,7 +206,8 @@ def _trial_dirname(trial: Trial) -> str:
 
 @contextmanager
 def _ray_session(address: str | None) -> Iterator[None]:
-    """Connect to ``address`` (or start a local Ray) unless Ray is up already.
+    """Connect to ``address`` (or start a local Ray, killed with this process) unless Ray
+    is up already.
 
     Ray's banner, its warnings and the trials' own output reach the console only with
     ``-v`` (this module logging at DEBUG); the sweep's progress lines say what matters.
@@ -214,15 +216,18 @@ def _ray_session(address: str | None) -> Iterator[None]:
         yield
         return
     verbose = logger.isEnabledFor(logging.DEBUG)
-    ray.init(
-        address=address or "local",
-        logging_level=logging.INFO if verbose else logging.ERROR,
-        log_to_driver=verbose,
-    )
-    try:
-        yield
-    finally:
-        ray.shutdown()
+    address = address or "local"
+    # A local Ray is this driver's own: its processes must not outlive it (see reaper).
+    with reaped() if address == "local" else nullcontext():
+        ray.init(
+            address=address,
+            logging_level=logging.INFO if verbose else logging.ERROR,
+            log_to_driver=verbose,
+        )
+        try:
+            yield
+        finally:
+            ray.shutdown()
 
 
 _STORAGE_CHECK_SECONDS = 120.0
