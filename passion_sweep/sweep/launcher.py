@@ -29,7 +29,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from passion_sweep import tracking
 from passion_sweep.cluster import shared_storage
-from passion_sweep.layout import TRIAL_DIR_PREFIX, sqlite_path
+from passion_sweep.layout import EVALUATION_DIR, TRIAL_DIR_PREFIX, sqlite_path
 from passion_sweep.sweep.console import SweepConsole, TrialProgress
 from passion_sweep.sweep.data import prepare_sweep_data
 from passion_sweep.sweep.reaper import reaped
@@ -342,14 +342,28 @@ def _new_tuner(context: SweepContext) -> tune.Tuner:
     )
 
 
+def _remove_trial_folders_except(directory: Path, trial_ids: tuple[str, ...]) -> int:
+    """Remove the folders (Tune's and the test evaluation's) of trials not in ``trial_ids``;
+    returns how many."""
+    folders = [*directory.glob(f"{TRIAL_DIR_PREFIX}*"), *(directory / EVALUATION_DIR).glob("*")]
+    orphans = [folder for folder in folders if folder.name.removeprefix(TRIAL_DIR_PREFIX) not in trial_ids]
+    for folder in orphans:
+        shutil.rmtree(folder)
+    return len(orphans)
+
+
 def _fit(tuner: tune.Tuner, context: SweepContext, directory: Path) -> SweepOutcome:
     results = tuner.fit()
-    # A driver killed before Tune recorded a new trial leaves that trial's run behind,
-    # while the resumed sweep runs the trial anew under another id: keep one run per trial.
+    # A driver killed before Tune recorded a new trial (or while it wrote its state) leaves
+    # that trial's run and folders behind, while the resumed sweep runs the trial anew
+    # under another id: keep one run and one set of folders per trial.
     known = tuple(Path(results[i].path).name.removeprefix(TRIAL_DIR_PREFIX) for i in range(len(results)))
     deleted = tracking.delete_runs_except(context.tracking, known)
-    if deleted:
-        logger.info("deleted %d MLflow run(s) of trials that this sweep does not know", deleted)
+    removed = _remove_trial_folders_except(directory, known)
+    if deleted or removed:
+        logger.info(
+            "deleted %d MLflow run(s) and %d folder(s) of trials that this sweep does not know", deleted, removed
+        )
     total = total_trials(context.cells)
     outcome = SweepOutcome(directory, total, results.num_terminated, results.num_errors, known)
     attached = log_sweep_report(context.tracking)
