@@ -6,10 +6,14 @@ Each driver run (a session) saves Tune's resume point into the sweep folder as
 without an atomic rename: a driver killed during the copy leaves its session's files
 empty or cut short. Tune reads the newest file of each kind on its own, and on a damaged
 one logs a traceback and starts every trial again, under new ids, while the searcher it
-restores may still count the old ones. :func:`settle_resume_point` keeps the newest
-session whose files are all intact and removes the files of every newer one, so that Tune
-resumes from that session as a whole: its trials go on from their checkpoints, trials
-started since then run again (``resume`` later deletes their MLflow runs).
+restores may still count the old ones. :func:`settle_resume_point` finds the newest
+session whose files are all intact and puts copies of them under the newest session's
+names (removing the sessions between), so that Tune resumes from that session as a whole:
+its trials go on from their checkpoints, trials started since then run again (``resume``
+later deletes their MLflow runs). Copies, not removal: Tune reads the searcher's state
+from a staging folder of the Ray session, which a driver on the same Ray cluster shares
+with the killed one and which still holds the newest session's own files; Tune copies the
+sweep folder's files over them, so the newest names must hold the intact state.
 
 Files are checked as data, never loaded: JSON is parsed, pickles are walked opcode by
 opcode (:func:`pickletools.genops`) to their end without running them.
@@ -22,6 +26,8 @@ import logging
 import pickletools
 import re
 from pathlib import Path
+
+from trainables.data.atomic import atomic_write
 
 __all__ = ["TUNER_FILE", "settle_resume_point"]
 
@@ -79,9 +85,9 @@ def _remove_session(directory: Path, session: str) -> None:
 def settle_resume_point(directory: Path) -> bool:
     """Leave ``directory`` with an intact newest resume point, or none at all.
 
-    Removes the files of every session newer than the newest intact one. Without an
-    intact session, or with a damaged ``tuner.pkl``, removes every session's files and
-    ``tuner.pkl``: the sweep's trials then start anew.
+    Copies the newest intact session's files over the newest session's and removes the
+    sessions between. Without an intact session, or with a damaged ``tuner.pkl``, removes
+    every session's files and ``tuner.pkl``: the sweep's trials then start anew.
 
     Returns:
         Whether Tune can resume from what is left.
@@ -99,8 +105,14 @@ def settle_resume_point(directory: Path) -> bool:
                     sessions[0],
                     session,
                 )
+                for source, target in zip(_session_files(directory, session), _session_files(directory, sessions[0])):
+                    with atomic_write(target) as copy:
+                        copy.write(source.read_bytes())
             return True
-        _remove_session(directory, session)
+        if index:  # the newest session's names are kept for the intact state, if there is one
+            _remove_session(directory, session)
+    if sessions:
+        _remove_session(directory, sessions[0])
     if sessions or (directory / TUNER_FILE).exists():
         logger.warning(
             "no intact Tune state in %s (the driver stopped before it saved one, or while writing it): "

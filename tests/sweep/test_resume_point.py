@@ -12,7 +12,7 @@ import pytest
 
 from passion_sweep.sweep.resume_point import TUNER_FILE, settle_resume_point
 
-OLD, NEW = "2026-01-01_10-00-00", "2026-01-01_11-00-00"
+OLD, MIDDLE, NEW = "2026-01-01_10-00-00", "2026-01-01_10-30-00", "2026-01-01_11-00-00"
 Damage = Callable[[bytes], bytes]
 
 
@@ -38,6 +38,13 @@ def sweep_dir(tmp_path: Path) -> Path:
 
 def names(directory: Path) -> list[str]:
     return sorted(path.name for path in directory.iterdir())
+
+
+def assert_resumes_from(old: list[Path], new: list[Path]) -> None:
+    """Only ``tuner.pkl`` and the two sessions are left, the newest names holding the old state."""
+    directory = old[0].parent
+    assert names(directory) == sorted([TUNER_FILE, *(path.name for path in [*old, *new])])
+    assert [path.read_bytes() for path in new] == [path.read_bytes() for path in old]
 
 
 def test_intact_state_is_left_alone(sweep_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -67,7 +74,7 @@ def test_a_damaged_newest_session_falls_back_to_the_previous_one(
     with caplog.at_level(logging.WARNING):
         assert settle_resume_point(sweep_dir)
 
-    assert names(sweep_dir) == sorted([TUNER_FILE, *(path.name for path in old)]), "the whole damaged session goes"
+    assert_resumes_from(old, new)  # the whole damaged session is replaced
     [record] = caplog.records
     assert (
         f"(session {NEW}) is damaged" in record.getMessage() and f"resuming from session {OLD}" in record.getMessage()
@@ -76,10 +83,11 @@ def test_a_damaged_newest_session_falls_back_to_the_previous_one(
 
 def test_a_session_missing_a_file_is_not_a_resume_point(sweep_dir: Path) -> None:
     old = write_session(sweep_dir, OLD)
-    write_session(sweep_dir, NEW)[2].unlink()  # the copy stopped before the searcher's state
+    new = write_session(sweep_dir, NEW)
+    new[2].unlink()  # the copy stopped before the searcher's state
 
     assert settle_resume_point(sweep_dir)
-    assert names(sweep_dir) == sorted([TUNER_FILE, *(path.name for path in old)])
+    assert_resumes_from(old, new)
 
 
 def test_a_state_without_trials_is_not_a_resume_point(sweep_dir: Path) -> None:
@@ -88,7 +96,17 @@ def test_a_state_without_trials_is_not_a_resume_point(sweep_dir: Path) -> None:
     new[0].write_text(json.dumps({"trial_data": [], "runner_data": {}}))
 
     assert settle_resume_point(sweep_dir)
-    assert names(sweep_dir) == sorted([TUNER_FILE, *(path.name for path in old)])
+    assert_resumes_from(old, new)
+
+
+def test_sessions_between_the_intact_and_the_newest_go(sweep_dir: Path) -> None:
+    old = write_session(sweep_dir, OLD)
+    write_session(sweep_dir, MIDDLE)[0].write_bytes(b"")
+    new = write_session(sweep_dir, NEW)
+    new[1].write_bytes(new[1].read_bytes()[:5])
+
+    assert settle_resume_point(sweep_dir)
+    assert_resumes_from(old, new)
 
 
 def test_no_intact_session_starts_the_trials_anew(sweep_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
