@@ -5,8 +5,9 @@ The sweep has no search (its table is then fixed by the spec, as training is
 deterministic and resumes bit-exactly from a checkpoint). Its driver is
 ``passion-sweep run`` and then ``passion-sweep resume`` in subprocesses on the session's
 Ray, after the undisturbed sweep; each round waits for a new epoch, SIGKILLs a running
-trial's worker, waits a random moment and SIGKILLs the driver. A last ``resume``
-finishes the sweep. The choices
+trial's worker, waits a random moment and SIGKILLs the driver. Tune's newest experiment
+state is then cut short, as a driver killed while Tune copies it leaves it, and a last
+``resume`` finishes the sweep. The choices
 and delays come from one seeded RNG: the seed is printed, and ``CHAOS_SEED=N`` replays it.
 """
 
@@ -96,6 +97,15 @@ def kill_a_trial_worker(sweep_dir: Path, rng: random.Random) -> int | None:
     return pid
 
 
+def cut_newest_state(sweep_dir: Path, rng: random.Random) -> int:
+    """Cut Tune's newest experiment state short at a random byte; the length left."""
+    newest = max(sweep_dir.glob("experiment_state-*.json"))
+    data = newest.read_bytes()
+    cut = rng.randrange(len(data))
+    newest.write_bytes(data[:cut])
+    return cut
+
+
 def table(spec: SweepSpec) -> str:
     result = CliRunner().invoke(main, ["table", "--tracking-uri", str(spec.tracking.uri), "--format", "csv"])
     assert result.exit_code == 0, result.output
@@ -130,7 +140,8 @@ def test_a_sweep_killed_again_and_again_ends_as_the_undisturbed_one(
                 disturbed.kill()
                 disturbed.wait()
             kills.append(("driver", disturbed.pid))
-        print(f"killed: {kills}")
+        cut = cut_newest_state(spec.sweep_dir, rng)  # as if the last kill came while Tune copied it
+        print(f"killed: {kills}; newest experiment state cut to {cut} bytes")
         final = driver("resume", str(spec.sweep_dir))
         ended = final.wait(timeout=400)
     assert ended == 0, (tmp_path / "drivers.log").read_text()[-3000:]
