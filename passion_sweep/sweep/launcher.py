@@ -407,7 +407,9 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None) -> SweepOutcome:
 
 def resume_sweep(target: str | Path, *, address: str | None = None) -> SweepOutcome:
     """Finish a sweep whose driver stopped: unfinished and failed trials go on from
-    their last checkpoints, trials not started yet start.
+    their last checkpoints, trials not started yet start. Tune's state, if the driver
+    left it damaged, is first settled on the newest intact one
+    (:func:`~passion_sweep.sweep.resume_point.settle_resume_point`).
 
     Args:
         target: the sweep folder, or the name of a sweep under the default storage path.
