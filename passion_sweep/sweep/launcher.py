@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -419,7 +420,8 @@ def resume_sweep(target: str | Path, *, address: str | None = None) -> SweepOutc
         How the sweep ended.
 
     Raises:
-        ConfigError: if there is no such sweep or it cannot run here.
+        ConfigError: if there is no such sweep, it cannot run here, or Tune's state of it
+            does not load (another Ray version).
     """
     directory = locate_sweep(target)
     spec = load_spec(directory / SPEC_FILE)
@@ -433,5 +435,12 @@ def resume_sweep(target: str | Path, *, address: str | None = None) -> SweepOutc
             if not started:
                 logger.info("sweep %s had not started any trial: starting it", spec.name)
             return _fit(_new_tuner(context), context, directory)
-        tuner = tune.Tuner.restore(str(directory), _trainable(context), resume_errored=True)
+        try:
+            tuner = tune.Tuner.restore(str(directory), _trainable(context), resume_errored=True)
+        except (AttributeError, ImportError, TypeError, ValueError, pickle.UnpicklingError) as error:
+            raise ConfigError(
+                f"cannot resume sweep {spec.name}: Tune's state in {directory} does not load here "
+                f"({type(error).__name__}: {error}); resume it with the Ray and passion-sweep versions "
+                "that started it, or run its spec again under a new name (--set name=...)"
+            ) from None
         return _fit(tuner, context, directory)

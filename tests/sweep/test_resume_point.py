@@ -11,6 +11,11 @@ from pathlib import Path
 import pytest
 
 from passion_sweep.sweep.resume_point import TUNER_FILE, settle_resume_point
+from passion_sweep.sweep.spec import SPEC_FILE, parse_spec, save_spec
+from passion_sweep.tracking import SweepIdentity
+from tests.hardening.conftest import USAGE, assert_one_line_error, run
+
+from .conftest import tiny_spec
 
 OLD, MIDDLE, NEW = "2026-01-01_10-00-00", "2026-01-01_10-30-00", "2026-01-01_11-00-00"
 Damage = Callable[[bytes], bytes]
@@ -135,3 +140,18 @@ def test_a_sweep_that_never_started_is_quiet(tmp_path: Path, caplog: pytest.LogC
         assert not settle_resume_point(tmp_path)
 
     assert names(tmp_path) == ["spec.yaml"] and not caplog.records
+
+
+@pytest.mark.slow
+def test_a_tune_state_that_does_not_load_is_one_line(ray_cluster: str, phantom_cache: Path, tmp_path: Path) -> None:
+    spec = parse_spec(tiny_spec(tmp_path, cache=phantom_cache, name="foreign"))
+    spec.sweep_dir.mkdir()
+    save_spec(spec, spec.sweep_dir / SPEC_FILE)
+    SweepIdentity.new(spec.name, spec.digest()).save(spec.sweep_dir)
+    # A complete pickle (so the resume point counts as intact) of a class this Ray lacks.
+    (spec.sweep_dir / TUNER_FILE).write_bytes(b"cray_of_another_version\nTuner\n.")
+    write_session(spec.sweep_dir, OLD)
+
+    result = run("resume", spec.sweep_dir)
+
+    assert_one_line_error(result, USAGE, r"cannot resume sweep foreign: Tune's state in .* does not load here")
