@@ -5,6 +5,8 @@ Both folders are read-only for tests: copy them before changing anything.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,3 +73,24 @@ def golden() -> dict[str, Any]:
 def golden_inputs(golden: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The golden inputs, fingerprints checked."""
     return draw_inputs(golden)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """A local Ray with 2 CPUs for the session; yields its address for other drivers.
+
+    It starts once (``ray.init`` takes 6-16 s here), with a private temp folder, so that it
+    never attaches to another Ray on the machine and stops only itself.
+    """
+    import ray
+
+    temp = tempfile.mkdtemp(prefix="ps-ray-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_TMPDIR", temp)
+        patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=temp)
+        try:
+            yield ray.get_runtime_context().gcs_address
+        finally:
+            ray.shutdown()
+            shutil.rmtree(temp, ignore_errors=True)

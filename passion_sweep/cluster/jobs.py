@@ -22,6 +22,7 @@ import asyncio
 import os
 import shlex
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,11 @@ WORKING_DIR_EXCLUDES: tuple[str, ...] = (
     "*.ckpt",
 )
 _ADDRESS_VARIABLES = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
+# The job server refuses a job with this (HTTP 500) while no job agent of the head node
+# answers in time, as when the node is starting or busy: a submission asks again after
+# each of these pauses (30 s in all) before it gives up.
+_NO_AGENT = "No available agent to submit job"
+_SUBMIT_PAUSES: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 15.0)
 
 
 def is_job_id(text: str) -> bool:
@@ -226,23 +232,53 @@ def _client(address: str):  # -> JobSubmissionClient; Ray is imported only when 
         ) from None
 
 
+def _submit_patiently(submit: Callable[[], str], address: str) -> str:
+    """``submit()``, asked again after each of :data:`_SUBMIT_PAUSES` while the job server
+    has no free job agent.
+
+    Raises:
+        PassionSweepError: if it still has none after the last pause.
+    """
+    pauses = iter(_SUBMIT_PAUSES)
+    while True:
+        try:
+            return submit()
+        except RuntimeError as error:
+            if _NO_AGENT not in str(error):
+                raise
+            pause = next(pauses, None)
+            if pause is None:
+                raise PassionSweepError(
+                    f"the Ray job server at {address} had no job agent free to take the sweep for "
+                    f"{sum(_SUBMIT_PAUSES):.0f} s: submit again later, and see `ray status` on the head node "
+                    "if it keeps refusing"
+                ) from None
+            time.sleep(pause)
+
+
 def submit_sweep(plan: JobPlan, *, address: str) -> str:
     """Submit ``plan`` to the job server at ``address``, uploading a copy of its files.
+
+    A refusal for want of a free job agent (the head node starting or busy) is asked
+    again for up to 30 s.
 
     Returns:
         The job's submission id (``raysubmit_...``).
 
     Raises:
         PassionSweepError: if the server cannot be reached or refuses the job
-            (e.g. an upload over Ray's size limit).
+            (e.g. an upload over Ray's size limit, or no free agent for 30 s).
     """
     client = _client(address)
     try:
         with staged_copy(plan.upload) as staged:  # what was listed is what is uploaded
-            return client.submit_job(
-                entrypoint=plan.entrypoint,
-                runtime_env=plan.runtime_env(staged),
-                metadata={SWEEP_DIR_KEY: str(plan.sweep_dir)},
+            return _submit_patiently(
+                lambda: client.submit_job(
+                    entrypoint=plan.entrypoint,
+                    runtime_env=plan.runtime_env(staged),
+                    metadata={SWEEP_DIR_KEY: str(plan.sweep_dir)},
+                ),
+                address,
             )
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise PassionSweepError(

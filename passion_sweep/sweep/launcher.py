@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import shutil
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,11 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from passion_sweep import tracking
 from passion_sweep.cluster import shared_storage
-from passion_sweep.layout import TRIAL_DIR_PREFIX, sqlite_path
+from passion_sweep.layout import EVALUATION_DIR, TRIAL_DIR_PREFIX, sqlite_path
 from passion_sweep.sweep.console import SweepConsole, TrialProgress
 from passion_sweep.sweep.data import prepare_sweep_data
+from passion_sweep.sweep.reaper import reaped
+from passion_sweep.sweep.resume_point import TUNER_FILE, settle_resume_point
 from passion_sweep.sweep.search_space import cell_space, grid_cells, total_trials
 from passion_sweep.sweep.searcher import CellSearch, CellStudies
 from passion_sweep.sweep.spec import SPEC_FILE, SweepSpec, check_ready, load_spec, locate_sweep, save_spec
@@ -204,7 +207,8 @@ def _trial_dirname(trial: Trial) -> str:
 
 @contextmanager
 def _ray_session(address: str | None) -> Iterator[None]:
-    """Connect to ``address`` (or start a local Ray) unless Ray is up already.
+    """Connect to ``address`` (or start a local Ray, killed with this process) unless Ray
+    is up already.
 
     Ray's banner, its warnings and the trials' own output reach the console only with
     ``-v`` (this module logging at DEBUG); the sweep's progress lines say what matters.
@@ -213,15 +217,18 @@ def _ray_session(address: str | None) -> Iterator[None]:
         yield
         return
     verbose = logger.isEnabledFor(logging.DEBUG)
-    ray.init(
-        address=address or "local",
-        logging_level=logging.INFO if verbose else logging.ERROR,
-        log_to_driver=verbose,
-    )
-    try:
-        yield
-    finally:
-        ray.shutdown()
+    address = address or "local"
+    # A local Ray is this driver's own: its processes must not outlive it (see reaper).
+    with reaped() if address == "local" else nullcontext():
+        ray.init(
+            address=address,
+            logging_level=logging.INFO if verbose else logging.ERROR,
+            log_to_driver=verbose,
+        )
+        try:
+            yield
+        finally:
+            ray.shutdown()
 
 
 _STORAGE_CHECK_SECONDS = 120.0
@@ -336,14 +343,28 @@ def _new_tuner(context: SweepContext) -> tune.Tuner:
     )
 
 
+def _remove_trial_folders_except(directory: Path, trial_ids: tuple[str, ...]) -> int:
+    """Remove the folders (Tune's and the test evaluation's) of trials not in ``trial_ids``;
+    returns how many."""
+    folders = [*directory.glob(f"{TRIAL_DIR_PREFIX}*"), *(directory / EVALUATION_DIR).glob("*")]
+    orphans = [folder for folder in folders if folder.name.removeprefix(TRIAL_DIR_PREFIX) not in trial_ids]
+    for folder in orphans:
+        shutil.rmtree(folder)
+    return len(orphans)
+
+
 def _fit(tuner: tune.Tuner, context: SweepContext, directory: Path) -> SweepOutcome:
     results = tuner.fit()
-    # A driver killed before Tune recorded a new trial leaves that trial's run behind,
-    # while the resumed sweep runs the trial anew under another id: keep one run per trial.
+    # A driver killed before Tune recorded a new trial (or while it wrote its state) leaves
+    # that trial's run and folders behind, while the resumed sweep runs the trial anew
+    # under another id: keep one run and one set of folders per trial.
     known = tuple(Path(results[i].path).name.removeprefix(TRIAL_DIR_PREFIX) for i in range(len(results)))
     deleted = tracking.delete_runs_except(context.tracking, known)
-    if deleted:
-        logger.info("deleted %d MLflow run(s) of trials that this sweep does not know", deleted)
+    removed = _remove_trial_folders_except(directory, known)
+    if deleted or removed:
+        logger.info(
+            "deleted %d MLflow run(s) and %d folder(s) of trials that this sweep does not know", deleted, removed
+        )
     total = total_trials(context.cells)
     outcome = SweepOutcome(directory, total, results.num_terminated, results.num_errors, known)
     attached = log_sweep_report(context.tracking)
@@ -387,7 +408,9 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None) -> SweepOutcome:
 
 def resume_sweep(target: str | Path, *, address: str | None = None) -> SweepOutcome:
     """Finish a sweep whose driver stopped: unfinished and failed trials go on from
-    their last checkpoints, trials not started yet start.
+    their last checkpoints, trials not started yet start. Tune's state, if the driver
+    left it damaged, is first settled on the newest intact one
+    (:func:`~passion_sweep.sweep.resume_point.settle_resume_point`).
 
     Args:
         target: the sweep folder, or the name of a sweep under the default storage path.
@@ -397,16 +420,27 @@ def resume_sweep(target: str | Path, *, address: str | None = None) -> SweepOutc
         How the sweep ended.
 
     Raises:
-        ConfigError: if there is no such sweep or it cannot run here.
+        ConfigError: if there is no such sweep, it cannot run here, or Tune's state of it
+            does not load (another Ray version).
     """
     directory = locate_sweep(target)
     spec = load_spec(directory / SPEC_FILE)
     check_ready(spec)
     context = _prepare(spec, directory, tracking.SweepIdentity.load(directory))
+    started = (directory / TUNER_FILE).exists()
+    resumable = settle_resume_point(directory)
     with _ray_session(address or spec.ray.address):
         _check_shared_storage(context)
-        if not tune.Tuner.can_restore(str(directory)):
-            logger.info("sweep %s had not started any trial: starting it", spec.name)
+        if not resumable:
+            if not started:
+                logger.info("sweep %s had not started any trial: starting it", spec.name)
             return _fit(_new_tuner(context), context, directory)
-        tuner = tune.Tuner.restore(str(directory), _trainable(context), resume_errored=True)
+        try:
+            tuner = tune.Tuner.restore(str(directory), _trainable(context), resume_errored=True)
+        except (AttributeError, ImportError, TypeError, ValueError, pickle.UnpicklingError) as error:
+            raise ConfigError(
+                f"cannot resume sweep {spec.name}: Tune's state in {directory} does not load here "
+                f"({type(error).__name__}: {error}); resume it with the Ray and passion-sweep versions "
+                "that started it, or run its spec again under a new name (--set name=...)"
+            ) from None
         return _fit(tuner, context, directory)

@@ -11,9 +11,17 @@ import yaml
 from click.testing import CliRunner
 
 from passion_sweep.cli import main
-from passion_sweep.cluster.jobs import WORKING_DIR_EXCLUDES, dashboard_address, is_job_id, plan_job
+from passion_sweep.cluster import jobs
+from passion_sweep.cluster.jobs import (
+    WORKING_DIR_EXCLUDES,
+    JobPlan,
+    dashboard_address,
+    is_job_id,
+    plan_job,
+    submit_sweep,
+)
 from tests.sweep.conftest import tiny_spec
-from trainables.errors import ConfigError
+from trainables.errors import ConfigError, PassionSweepError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -109,3 +117,63 @@ def test_submit_to_an_unreachable_job_server_is_one_line(tmp_path: Path, monkeyp
     assert result.stdout.startswith("uploading 1 files")
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: cannot reach the Ray job server at http://127.0.0.1:9: ")
+
+
+NO_AGENT = "Request failed with status code 500: No available agent to submit job, please try again later.."
+
+
+class FlakyJobServer:
+    """A job client whose first ``refusals`` submissions fail with ``error``."""
+
+    def __init__(self, refusals: int, error: str = NO_AGENT) -> None:
+        self.refusals = refusals
+        self.error = error
+        self.calls = 0
+
+    def submit_job(self, **job: object) -> str:
+        self.calls += 1
+        if self.calls <= self.refusals:
+            raise RuntimeError(self.error)
+        return "raysubmit_1"
+
+
+@pytest.fixture
+def tiny_plan(tmp_path: Path) -> JobPlan:
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(tiny_spec(tmp_path / "sweeps")))
+    return plan_job(tmp_path / "spec.yaml", working_dir=tmp_path)
+
+
+def serve(monkeypatch: pytest.MonkeyPatch, server: FlakyJobServer) -> list[float]:
+    """Let ``submit_sweep`` talk to ``server``; returns the pauses it takes, recorded, not slept."""
+    pauses: list[float] = []
+    monkeypatch.setattr(jobs, "_client", lambda address: server)
+    monkeypatch.setattr(jobs.time, "sleep", pauses.append)
+    return pauses
+
+
+def test_submit_asks_again_while_no_job_agent_is_free(tiny_plan: JobPlan, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = FlakyJobServer(refusals=3)
+    pauses = serve(monkeypatch, server)
+
+    assert submit_sweep(tiny_plan, address="http://head:8265") == "raysubmit_1"
+    assert server.calls == 4 and pauses == [1.0, 2.0, 4.0]
+
+
+def test_submit_gives_up_after_30_s_without_a_free_agent(tiny_plan: JobPlan, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = FlakyJobServer(refusals=100)
+    pauses = serve(monkeypatch, server)
+
+    with pytest.raises(
+        PassionSweepError, match=r"^the Ray job server at http://head:8265 had no job agent free .* 30 s"
+    ):
+        submit_sweep(tiny_plan, address="http://head:8265")
+    assert sum(pauses) == 30 and server.calls == len(pauses) + 1
+
+
+def test_submit_does_not_ask_again_after_another_refusal(tiny_plan: JobPlan, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = FlakyJobServer(refusals=1, error="Request failed with status code 400: upload too large")
+    pauses = serve(monkeypatch, server)
+
+    with pytest.raises(PassionSweepError, match=r"refused the sweep: .*status code 400: upload too large"):
+        submit_sweep(tiny_plan, address="http://head:8265")
+    assert server.calls == 1 and pauses == []

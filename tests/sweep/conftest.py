@@ -1,18 +1,9 @@
-"""Fixtures of the sweep tests: a tiny spec, and one local Ray for the whole session.
-
-Ray starts once (``ray.init`` takes 6-16 s here) with a private temp folder, so that it
-never attaches to another Ray on the machine and stops only itself.
-"""
+"""The tiny spec of the sweep tests (their local Ray, ``ray_cluster``, is in ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 
 def tiny_spec(storage: Path, *, cache: Path | None = None, **sections: Any) -> dict[str, Any]:
@@ -38,20 +29,3 @@ def tiny_spec(storage: Path, *, cache: Path | None = None, **sections: Any) -> d
     }
     spec.update(sections)
     return spec
-
-
-@pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[str]:
-    """A local Ray with 2 CPUs for the session; yields its address for other drivers."""
-    import ray
-
-    temp = tempfile.mkdtemp(prefix="ps-ray-", dir="/tmp")  # short: Ray's socket paths have a length limit
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RAY_TMPDIR", temp)
-        patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=temp)
-        try:
-            yield ray.get_runtime_context().gcs_address
-        finally:
-            ray.shutdown()
-            shutil.rmtree(temp, ignore_errors=True)
