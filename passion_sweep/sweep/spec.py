@@ -324,10 +324,19 @@ class EvalSpec(_Section):
 
 
 class ResourcesSpec(_Section):
-    """Resources of one trial: CPUs and GPUs (a fraction such as 0.5 shares a GPU)."""
+    """Resources of one trial: CPUs and GPUs.
+
+    Attributes:
+        cpu: CPUs per trial (also torch's thread count).
+        gpu: GPUs per trial; a fraction such as 0.25 shares a GPU, each trial capped to
+            that share of its memory.
+        trials_per_gpu: the same as ``gpu: 1/trials_per_gpu``, said the other way
+            round; give one of the two.
+    """
 
     cpu: float = Field(1, gt=0)
     gpu: float = Field(0, ge=0)
+    trials_per_gpu: int | None = Field(None, ge=1)
 
     @field_validator("gpu")
     @classmethod
@@ -335,6 +344,20 @@ class ResourcesSpec(_Section):
         if gpu > 1 and not float(gpu).is_integer():
             raise _problem(f"a trial takes a fraction of one GPU or whole GPUs, got {gpu}")
         return gpu
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ResourcesSpec:
+        if self.trials_per_gpu is not None and self.gpu:
+            raise _problem(
+                f"give resources.gpu ({self.gpu:g}) or resources.trials_per_gpu ({self.trials_per_gpu}), not both: "
+                f"trials_per_gpu: {self.trials_per_gpu} means gpu: {1 / self.trials_per_gpu:g}"
+            )
+        return self
+
+    @property
+    def gpu_per_trial(self) -> float:
+        """The GPUs each trial asks Ray for (``1/trials_per_gpu`` when that is given)."""
+        return self.gpu if self.trials_per_gpu is None else 1 / self.trials_per_gpu
 
 
 class AshaSpec(_Section):
