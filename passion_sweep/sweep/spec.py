@@ -315,12 +315,16 @@ class EvalSpec(_Section):
         hd95_convention: HD95 when exactly one mask is empty: ``reference`` (1.0) or
             ``max`` (373.13).
         overlap: sliding-window overlap.
+        hd95_workers: processes computing HD95 while the next case's inference runs
+            (same numbers); 0 computes it after each case in the trial's process; null:
+            the trial's CPUs when it has a GPU, else 0 (on CPU, inference uses them).
     """
 
     cases: str = "test.txt"
     hd95_percentile: Literal["pooled", "max_directed"] = "pooled"
     hd95_convention: Literal["reference", "max"] = "reference"
     overlap: float = Field(0.5, ge=0, lt=1)
+    hd95_workers: int | None = Field(None, ge=0)
 
 
 class ResourcesSpec(_Section):

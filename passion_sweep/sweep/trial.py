@@ -180,8 +180,20 @@ def _train(
     return model, {**last_epoch, **objective.as_metrics()}
 
 
+def _hd95_workers(configured: int | None, cpus: float, gpus: float) -> int:
+    """``eval.hd95_workers``, or by default the trial's CPUs when a GPU runs its inference."""
+    if configured is not None:
+        return configured
+    return max(1, int(cpus)) if gpus > 0 and torch.cuda.is_available() else 0
+
+
 def _evaluate(
-    context: SweepContext, config: RunConfig, run_id: str, model: Backbone, trial_id: str, run_dir: Path
+    context: SweepContext,
+    config: RunConfig,
+    run_id: str,
+    model: Backbone,
+    session: TrialSession,
+    run_dir: Path,
 ) -> dict[str, float]:
     """Evaluate on all 15 subsets of the test cases, save and log the results.
 
@@ -198,8 +210,9 @@ def _evaluate(
         hd95_percentile=spec.eval.hd95_percentile,
         hd95_convention=spec.eval.hd95_convention,
         progress=False,
+        hd95_workers=_hd95_workers(spec.eval.hd95_workers, session.cpus, session.gpus),
     )
-    evaluation_dir = context.directory / EVALUATION_DIR / trial_id
+    evaluation_dir = context.directory / EVALUATION_DIR / session.trial_id
     write_evaluation(result, evaluation_dir)
     tracking.log_test_results(
         context.tracking,
@@ -241,6 +254,6 @@ def run_trial(context: SweepContext, cell_index: int, params: Mapping[str, Any],
     with tempfile.TemporaryDirectory(prefix=f"trial-{session.trial_id}-") as scratch, _gpu_memory_errors(session.gpus):
         run_dir = Path(scratch)
         model, last_epoch = _train(context, config, run_id, session, run_dir)
-        test_means = _evaluate(context, config, run_id, model, session.trial_id, run_dir)
+        test_means = _evaluate(context, config, run_id, model, session, run_dir)
         tracking.finish_trial_run(context.tracking, run_id)
         session.report({**last_epoch, **test_means}, run_dir)

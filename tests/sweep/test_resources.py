@@ -56,3 +56,9 @@ def test_out_of_memory_on_a_whole_gpu_suggests_a_smaller_step(fake_cuda: list[fl
     whole_gpu = r"on a whole GPU \(80\.0 GiB\): lower model\.patch_size"
     with pytest.raises(TrainingError, match=whole_gpu), trial._gpu_memory_errors(1.0):
         raise torch.OutOfMemoryError("CUDA out of memory")
+
+
+def test_hd95_runs_beside_inference_by_default_only_when_a_gpu_infers(fake_cuda: list[float]) -> None:
+    assert trial._hd95_workers(None, cpus=4, gpus=0.25) == 4, "a GPU trial's CPUs are free for HD95"
+    assert trial._hd95_workers(None, cpus=4, gpus=0) == 0, "on CPU, inference uses the CPUs"
+    assert trial._hd95_workers(2, cpus=4, gpus=0) == 2, "eval.hd95_workers wins"
