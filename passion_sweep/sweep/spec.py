@@ -493,7 +493,18 @@ class SweepSpec(_Section):
         self._check_grid_values()
         self._check_search()
         self._check_cells()
+        self._check_precision()
         return self
+
+    def _check_precision(self) -> None:
+        """``fp16-amp`` trains on CUDA only: without GPUs every trial would fail."""
+        if "fp16-amp" in self.grid.get("train.precision", [self.train["precision"]]) and not (
+            self.resources.gpu_per_trial
+        ):
+            raise _problem(
+                "train.precision: fp16-amp trains on CUDA only, but the trials get no GPU: "
+                "set resources.gpu or resources.trials_per_gpu, or use bf16"
+            )
 
     def _check_grid_values(self) -> None:
         known = built_in_names()

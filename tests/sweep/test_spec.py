@@ -88,6 +88,7 @@ BAD_OVERRIDES = [
         ["resources.gpu=0.5", "resources.trials_per_gpu=4"],
         r"resources: give resources\.gpu \(0\.5\) or resources\.trials_per_gpu \(4\), not both: trials_per_gpu: 4 means gpu: 0\.25",
     ),
+    (["train.precision=fp16-amp"], r"train\.precision: fp16-amp trains on CUDA only, but the trials get no GPU"),
     (["resources.trials_per_gpu=0"], r"resources\.trials_per_gpu: expected greater than or equal to 1, got 0"),
     (["eval.overlap=1"], r"eval\.overlap: expected less than 1, got 1"),
     (["name=my sweep"], r"name: expected letters, digits, '_', '\.' or '-' \(a folder name\), got 'my sweep'"),
