@@ -5,7 +5,8 @@ tests). ``bf16`` runs the forward passes under :func:`torch.autocast` with bfloa
 on CPU and CUDA; bfloat16 has float32's exponent range, so gradients need no scaling.
 ``fp16-amp`` autocasts to float16 and scales the loss with a
 :class:`torch.amp.GradScaler` so that small gradients do not underflow; it is offered
-on CUDA only (float16 convolutions on CPU are slow and the scaler buys nothing there).
+on CUDA only, for GPUs without fast bfloat16 (on a CPU, ``bf16`` does the same job
+without a scaler).
 Parameters, optimizer state and the loss terms that autocast keeps in float32 (softmax,
 reductions) stay float32 in every mode.
 """
