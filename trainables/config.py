@@ -13,17 +13,21 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainables.errors import ConfigError, did_you_mean_or_valid
+from trainables.errors import ConfigError, did_you_mean, did_you_mean_or_valid
 from trainables.methods.coefficients import MethodConfig, MMParetoConfig, ModDropConfig, OGMGEConfig, PMRConfig
 from trainables.methods.registry import BALANCING_SECTIONS, method_info, method_passion
 from trainables.modalities import MASK_TYPES
 from trainables.passion.config import PassionConfig
 from trainables.safe_yaml import load_yaml
 
-__all__ = ["SEED_LIMIT", "DataConfig", "ModelConfig", "TrainConfig", "RunConfig", "parse_override"]
+__all__ = ["SEED_LIMIT", "PRECISIONS", "DataConfig", "ModelConfig", "TrainConfig", "RunConfig", "parse_override"]
 
 # Seeds go to numpy, which takes 0 <= seed < 2**32.
 SEED_LIMIT = 2**32
+
+# train.precision: the reference's float32, bfloat16 autocast, float16 autocast with loss
+# scaling (trainables.training.precision applies them).
+PRECISIONS = ("fp32", "bf16", "fp16-amp")
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,12 @@ class TrainConfig:
             as in the reference, whose graph always reaches every parameter: weight
             decay, momentum and the step count go on. Off: such parameters are
             skipped (PyTorch's rule for parameters without a gradient).
+        precision: ``fp32`` (the reference), ``bf16`` (bfloat16 autocast, CPU and
+            CUDA) or ``fp16-amp`` (float16 autocast with loss scaling, CUDA only); see
+            :mod:`trainables.training.precision`.
+        cudnn_benchmark: let cuDNN time its convolution algorithms on the first steps
+            and keep the fastest (CUDA only). The same arithmetic, but the chosen
+            algorithms, and so the rounding, may differ between runs.
     """
 
     epochs: int = 300
@@ -101,6 +111,8 @@ class TrainConfig:
     val_every: int = 10
     device: str = "auto"
     step_every_parameter: bool = True
+    precision: str = "fp32"
+    cudnn_benchmark: bool = False
 
     def __post_init__(self) -> None:
         if self.mask_type not in MASK_TYPES:
@@ -116,6 +128,11 @@ class TrainConfig:
             raise ConfigError(f"train.seed must be in [0, {SEED_LIMIT - 1}] (what numpy accepts), got {self.seed}")
         if self.num_workers < 0:
             raise ConfigError(f"train.num_workers must be >= 0, got {self.num_workers}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+                f"{did_you_mean(self.precision, PRECISIONS)}"
+            )
         # Imported here, not at the top: it pulls in numpy, and this module must stay light.
         from trainables.data.augment import ROTATION_FILLS
 

@@ -37,14 +37,22 @@ from passion_sweep.sweep.reaper import reaped
 from passion_sweep.sweep.resume_point import TUNER_FILE, settle_resume_point
 from passion_sweep.sweep.search_space import cell_space, grid_cells, total_trials
 from passion_sweep.sweep.searcher import CellSearch, CellStudies
-from passion_sweep.sweep.spec import SPEC_FILE, SweepSpec, check_ready, load_spec, locate_sweep, save_spec
+from passion_sweep.sweep.spec import (
+    SPEC_FILE,
+    ResourcesSpec,
+    SweepSpec,
+    check_ready,
+    load_spec,
+    locate_sweep,
+    save_spec,
+)
 from passion_sweep.sweep.trial import SweepContext, run_trial
 from passion_sweep.tables.report import log_sweep_report
 from passion_sweep.tracking import OBJECTIVE
 from trainables.data.atomic import ensure_directory
 from trainables.errors import ConfigError, PassionSweepError
 
-__all__ = ["SweepOutcome", "run_sweep", "resume_sweep"]
+__all__ = ["SweepOutcome", "run_sweep", "resume_sweep", "trial_resources"]
 
 logger = logging.getLogger(__name__)
 
@@ -293,9 +301,15 @@ def _prepare(spec: SweepSpec, directory: Path, identity: tracking.SweepIdentity)
     return SweepContext(spec=spec, directory=directory, cells=cells, data=data, tracking=sweep_tracking)
 
 
+def trial_resources(resources: ResourcesSpec) -> dict[str, float]:
+    """What each trial asks Ray Tune for (a GPU fraction lets that many trials share one GPU)."""
+    return {"cpu": resources.cpu, "gpu": resources.gpu_per_trial}
+
+
 def _trainable(context: SweepContext) -> Any:
-    resources = {"cpu": context.spec.resources.cpu, "gpu": context.spec.resources.gpu}
-    return tune.with_resources(tune.with_parameters(_train_trial, context=context), resources)
+    return tune.with_resources(
+        tune.with_parameters(_train_trial, context=context), trial_resources(context.spec.resources)
+    )
 
 
 def _new_tuner(context: SweepContext) -> tune.Tuner:

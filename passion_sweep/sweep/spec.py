@@ -315,19 +315,32 @@ class EvalSpec(_Section):
         hd95_convention: HD95 when exactly one mask is empty: ``reference`` (1.0) or
             ``max`` (373.13).
         overlap: sliding-window overlap.
+        hd95_workers: processes computing HD95 while the next case's inference runs
+            (same numbers); 0 computes it after each case in the trial's process; null:
+            the trial's CPUs when it has a GPU, else 0 (on CPU, inference uses them).
     """
 
     cases: str = "test.txt"
     hd95_percentile: Literal["pooled", "max_directed"] = "pooled"
     hd95_convention: Literal["reference", "max"] = "reference"
     overlap: float = Field(0.5, ge=0, lt=1)
+    hd95_workers: int | None = Field(None, ge=0)
 
 
 class ResourcesSpec(_Section):
-    """Resources of one trial: CPUs and GPUs (a fraction such as 0.5 shares a GPU)."""
+    """Resources of one trial: CPUs and GPUs.
+
+    Attributes:
+        cpu: CPUs per trial (also torch's thread count).
+        gpu: GPUs per trial; a fraction such as 0.25 shares a GPU, each trial capped to
+            that share of its memory.
+        trials_per_gpu: the same as ``gpu: 1/trials_per_gpu``, said the other way
+            round; give one of the two.
+    """
 
     cpu: float = Field(1, gt=0)
     gpu: float = Field(0, ge=0)
+    trials_per_gpu: int | None = Field(None, ge=1)
 
     @field_validator("gpu")
     @classmethod
@@ -335,6 +348,20 @@ class ResourcesSpec(_Section):
         if gpu > 1 and not float(gpu).is_integer():
             raise _problem(f"a trial takes a fraction of one GPU or whole GPUs, got {gpu}")
         return gpu
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ResourcesSpec:
+        if self.trials_per_gpu is not None and self.gpu:
+            raise _problem(
+                f"give resources.gpu ({self.gpu:g}) or resources.trials_per_gpu ({self.trials_per_gpu}), not both: "
+                f"trials_per_gpu: {self.trials_per_gpu} means gpu: {1 / self.trials_per_gpu:g}"
+            )
+        return self
+
+    @property
+    def gpu_per_trial(self) -> float:
+        """The GPUs each trial asks Ray for (``1/trials_per_gpu`` when that is given)."""
+        return self.gpu if self.trials_per_gpu is None else 1 / self.trials_per_gpu
 
 
 class AshaSpec(_Section):
@@ -466,7 +493,18 @@ class SweepSpec(_Section):
         self._check_grid_values()
         self._check_search()
         self._check_cells()
+        self._check_precision()
         return self
+
+    def _check_precision(self) -> None:
+        """``fp16-amp`` trains on CUDA only: without GPUs every trial would fail."""
+        if "fp16-amp" in self.grid.get("train.precision", [self.train["precision"]]) and not (
+            self.resources.gpu_per_trial
+        ):
+            raise _problem(
+                "train.precision: fp16-amp trains on CUDA only, but the trials get no GPU: "
+                "set resources.gpu or resources.trials_per_gpu, or use bf16"
+            )
 
     def _check_grid_values(self) -> None:
         known = built_in_names()

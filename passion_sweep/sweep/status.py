@@ -257,7 +257,7 @@ def describe_plan(spec: SweepSpec) -> str:
             f"sweep {spec.name}: {len(cells)} grid cells, {total_trials(cells)} trials",
             *_table(("cell", *keys, "trials", "searched"), rows, indent="  "),
             search,
-            f"resources: {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU per trial; "
+            f"resources: {spec.resources.cpu:g} CPU, {spec.resources.gpu_per_trial:g} GPU per trial; "
             f"trials at a time: {concurrency}; retries per trial: {spec.ray.max_failures}",
             f"data: {data}",
             *describe_splits(spec),

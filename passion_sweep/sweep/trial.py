@@ -11,11 +11,12 @@ prepared beforehand on the driver (:mod:`passion_sweep.sweep.data`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +31,7 @@ from passion_sweep.sweep.spec import SweepSpec
 from trainables.backbones import Backbone
 from trainables.config import RunConfig
 from trainables.data import read_case_list
+from trainables.errors import TrainingError
 from trainables.evaluation.evaluate import PER_CASE_FILE, evaluate_model, write_evaluation
 from trainables.training.loop import CONFIG_NAME, METRICS_NAME, EpochReport, fit
 
@@ -103,10 +105,32 @@ class _Objective:
 
 
 def _configure_torch(cpus: float, gpus: float) -> None:
-    """Use the trial's CPUs for torch threads and cap a GPU share's memory."""
+    """Use the trial's CPUs for torch threads and cap a GPU share's memory.
+
+    Ray makes the trial's GPU the process's only visible one (device 0); without the
+    cap, one trial could take memory the others sharing the GPU were promised.
+    """
     torch.set_num_threads(max(1, int(cpus)))
     if 0 < gpus < 1 and torch.cuda.is_available():
         torch.cuda.set_per_process_memory_fraction(gpus)
+
+
+@contextlib.contextmanager
+def _gpu_memory_errors(gpus: float) -> Iterator[None]:
+    """Turn CUDA running out of memory into an error naming the trial's share and how to change it."""
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        total = torch.cuda.get_device_properties(0).total_memory / 2**30
+        if 0 < gpus < 1:
+            reason = (
+                f"within its share of the GPU ({gpus:g} x {total:.1f} GiB = {gpus * total:.1f} GiB, set by "
+                "resources.gpu or resources.trials_per_gpu): give each trial a larger share (fewer trials_per_gpu "
+                "or a larger gpu), or lower model.patch_size or train.batch_size"
+            )
+        else:
+            reason = f"on a whole GPU ({total:.1f} GiB): lower model.patch_size or train.batch_size"
+        raise TrainingError(f"the trial ran out of CUDA memory {reason}") from None
 
 
 def _grid_values(cell: GridCell, config: RunConfig) -> dict[str, str]:
@@ -156,8 +180,20 @@ def _train(
     return model, {**last_epoch, **objective.as_metrics()}
 
 
+def _hd95_workers(configured: int | None, cpus: float, gpus: float) -> int:
+    """``eval.hd95_workers``, or by default the trial's CPUs when a GPU runs its inference."""
+    if configured is not None:
+        return configured
+    return max(1, int(cpus)) if gpus > 0 and torch.cuda.is_available() else 0
+
+
 def _evaluate(
-    context: SweepContext, config: RunConfig, run_id: str, model: Backbone, trial_id: str, run_dir: Path
+    context: SweepContext,
+    config: RunConfig,
+    run_id: str,
+    model: Backbone,
+    session: TrialSession,
+    run_dir: Path,
 ) -> dict[str, float]:
     """Evaluate on all 15 subsets of the test cases, save and log the results.
 
@@ -174,8 +210,9 @@ def _evaluate(
         hd95_percentile=spec.eval.hd95_percentile,
         hd95_convention=spec.eval.hd95_convention,
         progress=False,
+        hd95_workers=_hd95_workers(spec.eval.hd95_workers, session.cpus, session.gpus),
     )
-    evaluation_dir = context.directory / EVALUATION_DIR / trial_id
+    evaluation_dir = context.directory / EVALUATION_DIR / session.trial_id
     write_evaluation(result, evaluation_dir)
     tracking.log_test_results(
         context.tracking,
@@ -214,9 +251,9 @@ def run_trial(context: SweepContext, cell_index: int, params: Mapping[str, Any],
         tags={tracking.TAG_CELL: cell.label, **grid},
         params={**tracking.flatten_config(config), **grid},
     )
-    with tempfile.TemporaryDirectory(prefix=f"trial-{session.trial_id}-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=f"trial-{session.trial_id}-") as scratch, _gpu_memory_errors(session.gpus):
         run_dir = Path(scratch)
         model, last_epoch = _train(context, config, run_id, session, run_dir)
-        test_means = _evaluate(context, config, run_id, model, session.trial_id, run_dir)
+        test_means = _evaluate(context, config, run_id, model, session, run_dir)
         tracking.finish_trial_run(context.tracking, run_id)
         session.report({**last_epoch, **test_means}, run_dir)

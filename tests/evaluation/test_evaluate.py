@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from passion_sweep.cli.errors import ReportingGroup
 from passion_sweep.cli.evaluate import evaluate
-from trainables.errors import DataError
+from trainables.errors import ConfigError, DataError
 from trainables.evaluation.evaluate import (
     PER_CASE_COLUMNS,
     EvaluationResult,
@@ -109,6 +109,22 @@ def test_the_hd95_options_reach_every_value(data_dir: Path, toy_model: ToyBackbo
     pd.testing.assert_frame_equal(
         directed.per_case.drop(columns=hd95_columns), result.per_case.drop(columns=hd95_columns)
     )
+
+
+def test_hd95_in_worker_processes_gives_the_same_numbers(data_dir: Path, result: EvaluationResult) -> None:
+    torch.manual_seed(0)
+    model = ToyBackbone(width=4, patch_size=PATCH).eval()
+    beside = evaluate_model(model, data_dir, CASES, patch_size=PATCH, progress=False, hd95_workers=2)
+
+    pd.testing.assert_frame_equal(beside.per_case, result.per_case, check_exact=True)
+    assert beside.summary == result.summary
+    distances = result.per_case.filter(like="hd95_").to_numpy()
+    assert len(np.unique(distances)) > 3, "real distances, not only the empty-mask conventions"
+
+
+def test_a_negative_worker_count_is_a_config_error(data_dir: Path, toy_model: ToyBackbone) -> None:
+    with pytest.raises(ConfigError, match=r"hd95_workers must be >= 0 \(0 computes HD95 in this process\), got -1"):
+        evaluate_model(toy_model, data_dir, CASES, patch_size=PATCH, progress=False, hd95_workers=-1)
 
 
 def test_a_missing_case_is_a_data_error_naming_case_and_folder(data_dir: Path, toy_model: ToyBackbone) -> None:

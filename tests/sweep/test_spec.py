@@ -84,6 +84,12 @@ BAD_OVERRIDES = [
     (["data.path=/data"], r"data: give exactly one of data\.path .* and data\.phantom"),
     (["data.phantom.shape=[4, 32, 32]"], r"data\.phantom\.shape: every size must be >= 8, got \[4, 32, 32\]"),
     (["resources.gpu=1.5"], r"resources\.gpu: a trial takes a fraction of one GPU or whole GPUs, got 1\.5"),
+    (
+        ["resources.gpu=0.5", "resources.trials_per_gpu=4"],
+        r"resources: give resources\.gpu \(0\.5\) or resources\.trials_per_gpu \(4\), not both: trials_per_gpu: 4 means gpu: 0\.25",
+    ),
+    (["train.precision=fp16-amp"], r"train\.precision: fp16-amp trains on CUDA only, but the trials get no GPU"),
+    (["resources.trials_per_gpu=0"], r"resources\.trials_per_gpu: expected greater than or equal to 1, got 0"),
     (["eval.overlap=1"], r"eval\.overlap: expected less than 1, got 1"),
     (["name=my sweep"], r"name: expected letters, digits, '_', '\.' or '-' \(a folder name\), got 'my sweep'"),
     (["splits={}"], r"splits: mask_type idt needs a missing-rate split"),
@@ -159,6 +165,14 @@ def test_resolved_spec_is_complete_and_round_trips(tmp_path: Path) -> None:
     again = load_spec(tmp_path / SPEC_FILE)
     assert again == spec and again.digest() == spec.digest()
     assert load_spec(path, ["train.epochs=3"], base_dir=tmp_path).digest() != spec.digest()
+
+
+def test_trials_per_gpu_is_a_gpu_fraction_and_round_trips(tmp_path: Path) -> None:
+    spec = load_spec(write_spec(tmp_path, tiny_spec(tmp_path)), ["resources.trials_per_gpu=4"])
+    assert spec.resources.gpu_per_trial == 0.25 and spec.resources.gpu == 0
+    save_spec(spec, tmp_path / SPEC_FILE)
+    assert load_spec(tmp_path / SPEC_FILE) == spec
+    assert parse_spec(tiny_spec(tmp_path)).resources.gpu_per_trial == 0, "default: no GPU"
 
 
 def test_run_config_of_a_cell(tmp_path: Path) -> None:

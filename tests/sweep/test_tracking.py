@@ -59,6 +59,7 @@ def test_names_and_params() -> None:
     params = tracking.flatten_config(RunConfig())
     assert params["train.lr"] == "0.0002" and params["model.backbone"] == "rfnet"
     assert params["train.augment"] == "True" and params["train.rotation_fill"] == "reference", "recorded per run"
+    assert params["train.precision"] == "fp32" and params["train.cudnn_benchmark"] == "False", "recorded per run"
     assert tracking.mlflow_hint("sqlite:////x/mlflow.db") == "mlflow ui --backend-store-uri sqlite:////x/mlflow.db"
     assert tracking.mlflow_hint("http://host:5000") == "http://host:5000"
     assert tracking.runs_view("sqlite:////x/mlflow.db", "3") == "http://127.0.0.1:5000/#/experiments/3/runs"

@@ -235,6 +235,7 @@ def training_step(
     config: PassionConfig,
     warmup: bool,
     method: TrainingMethod | None = None,
+    loss_scale: Tensor | None = None,
 ) -> StepLoss:
     """Compute one step's loss and accumulate its gradients into the model's ``.grad``.
 
@@ -251,6 +252,9 @@ def training_step(
         warmup: only the separate-decoder term counts.
         method: a balancing method's hooks (after the fused terms, an extra unimodal
             loss as part ``method``, the encoders' back-propagation), if any.
+        loss_scale: multiplies every stage's loss before its backward pass, so the
+            gradients are those of ``loss_scale * total`` (float16 loss scaling); the
+            returned loss is unscaled.
 
     Returns:
         The step's (detached) loss, its parts, and the relative preference and
@@ -269,7 +273,7 @@ def training_step(
         stage = _weighted_parts(terms, lag=lag, **weighting)
         total = _total(stage, config)
         if total.requires_grad:  # not when every term of the stage is gated off or skipped
-            total.backward()
+            _scaled(total, loss_scale).backward()
         parts.update({name: value.detach() for name, value in stage.items()})
         for name in ("sep", "kl", "proto"):
             if getattr(terms, name) is not None:
@@ -292,7 +296,7 @@ def training_step(
     if method is not None:
         extra = method.unimodal_loss(UnimodalStep(model, leaves, counted, target, shared_classes(target)))
         if extra is not None:
-            extra.backward()
+            _scaled(extra, loss_scale).backward()
             parts["method"] = extra.detach()
     if method is None or not method.back_propagate_encoders(features, leaves):
         _back_propagate_encoders(features, leaves)
@@ -303,6 +307,10 @@ def training_step(
         distance=distance,
         per_modality=per_modality,
     )
+
+
+def _scaled(loss: Tensor, scale: Tensor | None) -> Tensor:
+    return loss if scale is None else loss * scale
 
 
 def _distillation_terms(

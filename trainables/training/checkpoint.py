@@ -5,7 +5,9 @@ loads with ``torch.load(weights_only=True)``:
 
 ``{"format": 1, "config": {...resolved run config...}, "epoch": int (completed epochs),
 "model": state_dict, "optimizer": state_dict, "passion": PASSION state dict,
-"rng": {...}}``. ``config["model"]`` holds ``backbone``, ``width`` and ``patch_size``.
+"precision": fp16 loss-scaler state}`` (``precision`` is ``{}`` in other precisions and
+absent in older checkpoints). ``config["model"]`` holds ``backbone``, ``width`` and
+``patch_size``.
 
 A checkpoint imported from the reference implementation (:func:`import_reference_checkpoint`)
 holds ``format``, ``config``, ``epoch``, ``model`` and ``imported_from`` only: it can be

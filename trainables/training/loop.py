@@ -39,6 +39,7 @@ from trainables.methods.hooks import TrainingMethod, build_training_method
 from trainables.modalities import MODALITIES, NUM_MODALITIES
 from trainables.passion import PreferenceBalancer, modality_frequency_weights
 from trainables.training.checkpoint import load_checkpoint, require_keys, save_checkpoint
+from trainables.training.precision import Precision, build_precision
 from trainables.training.step import (
     NonFiniteLossError,
     build_optimizer,
@@ -218,6 +219,9 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
     """
     out_dir = Path(out_dir)
     device = resolve_device(config.train.device)
+    precision = build_precision(config.train.precision, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = config.train.cudnn_benchmark
     plan = _plan(config)
     state = _prepare_run_dir(out_dir, config, resume)
     with atomic_write(out_dir / CONFIG_NAME, "w") as stream:
@@ -235,6 +239,7 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             balancer.load_state_dict(state["passion"])
+            precision.load_state_dict(state.get("precision", {}))
         except (RuntimeError, ValueError, KeyError) as error:  # written by another version of the model
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise CheckpointError(f"{out_dir / CHECKPOINT_NAME} does not fit this run's model: {reason}") from None
@@ -260,7 +265,9 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
         loader = _loader(dataset, config, plan, epoch, pin_memory=device.type == "cuda")
         if method is not None:
             method.start_epoch(epoch, config.train.epochs)
-        metrics = _train_epoch(model, optimizer, balancer, method, loader, config, plan, epoch, device, out_dir)
+        metrics = _train_epoch(
+            model, optimizer, balancer, method, precision, loader, config, plan, epoch, device, out_dir
+        )
         metrics["lr"] = lr
         done = epoch + 1
         if plan.val_cases and (done % config.train.val_every == 0 or done == config.train.epochs):
@@ -279,6 +286,7 @@ def fit(config: RunConfig, out_dir: Path, *, resume: bool = False, report: Repor
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "passion": balancer.state_dict(),
+                "precision": precision.state_dict(),
             },
         )
         with (out_dir / METRICS_NAME).open("a") as handle:
@@ -303,6 +311,7 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     balancer: PreferenceBalancer,
     method: TrainingMethod | None,
+    precision: Precision,
     loader: DataLoader,
     config: RunConfig,
     plan: _Plan,
@@ -333,6 +342,7 @@ def _train_epoch(
                 modality_weights=plan.modality_weights,
                 warmup=warmup,
                 method=method,
+                precision=precision,
             )
         except NonFiniteLossError as error:
             last = f"{out_dir / CHECKPOINT_NAME} (epoch {epoch})" if epoch > 0 else "none yet"

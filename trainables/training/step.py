@@ -5,6 +5,9 @@ parameter receives a gradient, exactly zero where a modality is absent, and Adam
 (``amsgrad``) applies weight decay and momentum to it and counts its step. Here the
 passes the reference multiplies by zero are skipped, and the zero gradients are put
 in before the optimizer step instead (``train.step_every_parameter``).
+
+The step runs in the run's precision (:mod:`trainables.training.precision`); in the
+default ``fp32`` nothing is added to it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from trainables.errors import TrainingError
 from trainables.methods.hooks import TrainingMethod
 from trainables.passion import PassionConfig, training_step
 from trainables.passion.objective import StepLoss
+from trainables.training.precision import Precision
 
 __all__ = ["NonFiniteLossError", "build_optimizer", "poly_lr", "counted_pairs", "optimisation_step"]
 
@@ -67,6 +71,7 @@ def optimisation_step(
     modality_weights: Tensor,
     warmup: bool,
     method: TrainingMethod | None = None,
+    precision: Precision | None = None,
 ) -> StepLoss:
     """Zero the gradients, compute the loss and its gradients, and step the optimizer.
 
@@ -84,6 +89,8 @@ def optimisation_step(
         warmup: whether the step is in the warm-up epochs.
         method: a balancing method's hooks: it may drop modalities from ``mask``
             before the forward pass and change the gradients before the update.
+        precision: autocast and loss scaling (``train.precision``); ``None`` is
+            ``fp32``: neither.
 
     Returns:
         The step's loss (computed before the update).
@@ -95,25 +102,35 @@ def optimisation_step(
         mask = method.drop_modalities(mask)
     counted = counted_pairs(mask, train.mask_type)
     optimizer.zero_grad(set_to_none=True)
-    loss = training_step(
-        model,
-        images,
-        labels,
-        fusion_mask=mask,
-        counted=counted,
-        beta=beta,
-        modality_weights=modality_weights,
-        config=passion,
-        warmup=warmup,
-        method=method,
-    )
+    precision = precision or Precision()
+    scaler = precision.scaler
+    with precision.autocast():
+        loss = training_step(
+            model,
+            images,
+            labels,
+            fusion_mask=mask,
+            counted=counted,
+            beta=beta,
+            modality_weights=modality_weights,
+            config=passion,
+            warmup=warmup,
+            method=method,
+            loss_scale=None if scaler is None else scaler.scale(images.new_ones(())),
+        )
     if not torch.isfinite(loss.total):
         raise NonFiniteLossError(f"loss became {loss.total.item()}")
+    if scaler is not None:
+        scaler.unscale_(optimizer)  # the method's hook and the zero gradients below see true gradients
     if method is not None:
         method.after_backward(model)
     if train.step_every_parameter:
         for parameter in model.parameters():
             if parameter.requires_grad and parameter.grad is None:
                 parameter.grad = torch.zeros_like(parameter)
-    optimizer.step()
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)  # skipped when a gradient overflowed float16; the scale then shrinks
+        scaler.update()
     return loss
