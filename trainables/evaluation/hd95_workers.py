@@ -22,7 +22,8 @@ import torch
 from torch import Tensor
 
 from trainables.errors import ConfigError
-from trainables.evaluation.metrics import HD95Convention, HD95Percentile, brats_hd95
+from trainables.evaluation.conventions import HD95Convention, HD95Percentile
+from trainables.evaluation.metrics import brats_hd95
 
 __all__ = ["HD95Workers"]
 
