@@ -9,6 +9,7 @@ from pathlib import Path
 
 from trainables.data import PHANTOM_NORMALIZATION, prepare_dataset, split_cases, synthesize_dataset
 from trainables.data.atomic import atomic_directory
+from trainables.errors import ConfigError, DataError
 
 __all__ = ["phantom_dir", "ensure_phantom"]
 
@@ -35,12 +36,19 @@ def ensure_phantom(
     if (target / "test.txt").is_file():
         return target
     logger.info("generating the phantom data set (%d cases of %s) in %s", cases, "x".join(map(str, shape)), target)
-    with atomic_directory(target) as staging:
-        raw = staging.parent / f".{staging.name}-raw"
-        try:
-            synthesize_dataset(raw, cases=cases, shape=shape, seed=seed)
-            prepare_dataset(raw, staging, progress=False, normalization=PHANTOM_NORMALIZATION)
-        finally:
-            shutil.rmtree(raw, ignore_errors=True)
-        split_cases(staging, test=test, val=val, seed=seed)
+    try:
+        with atomic_directory(target) as staging:
+            raw = staging.parent / f".{staging.name}-raw"
+            try:
+                synthesize_dataset(raw, cases=cases, shape=shape, seed=seed)
+                prepare_dataset(raw, staging, progress=False, normalization=PHANTOM_NORMALIZATION)
+            finally:
+                shutil.rmtree(raw, ignore_errors=True)
+            split_cases(staging, test=test, val=val, seed=seed)
+    except (ConfigError, DataError):
+        # Another sweep generated the same phantom meanwhile and its folder appeared
+        # first (the final rename then finds it not empty): the same seed made the same
+        # data, so theirs serves. Any other failure still ends the call.
+        if not (target / "test.txt").is_file():
+            raise
     return target
