@@ -5,66 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
-from trainables.backbones import Backbone, backbone_names, build_backbone
-from trainables.config import RunConfig
-from trainables.data import read_case_list
-from trainables.data.datasets import VolumeDataset
-from trainables.evaluation import brats_dice, predict_all_subsets
-from trainables.training import EpochReport, fit
+from tests.learning import short_training
+from trainables.backbones import backbone_names
 
-PATCH = 32  # a multiple of every backbone's downsampling (8 or 16), with a bottleneck of 2^3 voxels or more
-WIDTH = 4
-ALL_MODALITIES = (True, True, True, True)
-
-
-def held_out_wt_dice(model: Backbone, data_dir: Path) -> float:
-    """Mean WT Dice over the test cases with every modality present."""
-    dataset = VolumeDataset(data_dir, read_case_list(data_dir / "test.txt"))
-    scores = []
-    for index in range(len(dataset)):
-        case = dataset[index]
-        prediction = predict_all_subsets(model.eval(), case["image"], patch_size=PATCH, subsets=[ALL_MODALITIES])
-        scores.append(float(brats_dice(prediction, case["label"][None])[1][0, 0]))
-    return sum(scores) / len(scores)
-
-
-# Open regression: since the reference-exact step landed, RFNet's 8-epoch phantom training
-# reaches WT 0.08-0.11 instead of about 0.5 (the loss still falls); under investigation.
-_RFNET_REGRESSION = pytest.mark.xfail(reason="open regression: RFNet phantom WT Dice after 8 epochs", strict=False)
+# Why lr 3e-2, not the reference's 2e-4 (or the 1e-2 this test used before): 8 epochs of
+# the four training cases are 32 AdamW steps, and AdamW moves a weight by at most about
+# lr per step: over the poly-decayed schedule about 19 lr in all. The reference's
+# kaiming-normal init gives RFNet's output convolution (4 input channels at width 4)
+# weights of std 0.7, which favour one tumour class everywhere at init, and the
+# class-weighted cross-entropy weighs background by only 1 - (its share), about 0.05: undoing
+# that takes weight changes of the order of the weights. At lr 1e-2 (0.19 in all) RFNet still
+# predicted tumour on half of the held-out volume (WT 0.06-0.37 by seed; 2e-2 or 64 steps did
+# not help; PyTorch's smaller default init did, 0.57). At 3e-2, seeds 1037, 2 and 1 reach
+# WT 0.79 / 0.66 / 0.73 (RFNet), 0.95 / 0.87 / 0.91 (mmFormer), 0.88 / 0.66 / 0.82 (M2FTrans),
+# from 0.04-0.07 untrained; each training takes 40-50 s of CPU.
+LEARNING_RATE = 3e-2
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name", [pytest.param(name, marks=_RFNET_REGRESSION) if name == "rfnet" else name for name in backbone_names()]
-)
+@pytest.mark.parametrize("name", backbone_names())
 def test_short_passion_training_learns(name: str, prepared_phantom: Path, tmp_path: Path) -> None:
-    config = RunConfig().with_overrides(
-        [
-            f"data.root={prepared_phantom}",
-            "data.split=null",
-            "data.val_list=null",
-            "train.mask_type=pdt",
-            f"model.backbone={name}",
-            f"model.width={WIDTH}",
-            f"model.patch_size={PATCH}",
-            "train.epochs=8",
-            "train.lr=1e-2",
-            "train.augment=false",
-            "train.num_workers=0",
-        ]
+    run = short_training(
+        prepared_phantom, tmp_path / "run", [f"model.backbone={name}", "train.epochs=8", f"train.lr={LEARNING_RATE}"]
     )
-    torch.manual_seed(config.train.seed)  # the weights fit starts from
-    untrained = held_out_wt_dice(build_backbone(name, width=WIDTH, patch_size=PATCH), prepared_phantom)
-    losses: list[float] = []
 
-    def record(report: EpochReport) -> None:
-        losses.append(report.metrics["loss"])
-
-    trained = held_out_wt_dice(fit(config, tmp_path / "run", report=record), prepared_phantom)
-
-    # Per-epoch losses are noisy (a random modality subset per step): compare the last three to the first.
-    assert sum(losses[-3:]) / 3 < 0.9 * losses[0], losses
-    # Untrained models score about 0.05 (tumour everywhere); 8 epochs reach about 0.5.
-    assert trained >= untrained + 0.25, (untrained, trained)
+    assert run.loss_fell(), run.losses
+    # Untrained models score 0.04-0.07 (tumour everywhere); trained ones 0.66-0.95 (above).
+    assert run.trained >= run.untrained + 0.25, (run.untrained, run.trained)
