@@ -5,42 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
-from tests.backbones.test_learning import PATCH, WIDTH, held_out_wt_dice
-from trainables.backbones import build_backbone
-from trainables.config import RunConfig
-from trainables.training import EpochReport, fit
+from tests.learning import short_training
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["moddrop", "pmr", "ogm-ge", "mmpareto"])
 def test_short_training_with_each_balancing_method_learns(method: str, prepared_phantom: Path, tmp_path: Path) -> None:
-    config = RunConfig().with_overrides(
-        [
-            f"method.name={method}",
-            f"data.root={prepared_phantom}",
-            "data.split=null",
-            "data.val_list=null",
-            "train.mask_type=pdt",  # as the backbones' learning test: every encoder sees every modality
-            f"model.width={WIDTH}",
-            f"model.patch_size={PATCH}",
-            "train.epochs=8",
-            "train.lr=1e-2",
-            "train.augment=false",
-            "train.num_workers=0",
-        ]
-    )
-    torch.manual_seed(config.train.seed)  # the weights fit starts from
-    untrained = held_out_wt_dice(build_backbone("rfnet", width=WIDTH, patch_size=PATCH), prepared_phantom)
-    reports: list[EpochReport] = []
-    trained = held_out_wt_dice(fit(config, tmp_path / "run", report=reports.append), prepared_phantom)
+    # RFNet (the default backbone), 6 epochs (24 steps): with 4, PMR (seed 2) gained only 0.11.
+    run = short_training(prepared_phantom, tmp_path / "run", [f"method.name={method}", "train.epochs=6"])
 
-    losses = [report.metrics["loss"] for report in reports]
-    assert sum(losses[-3:]) / 3 < 0.9 * losses[0], losses
-    # Untrained about 0.04; 8 epochs reach 0.18-0.22 with every balancing method (all on the
-    # baseline objective; PASSION's distillation reaches about 0.5 in the backbones' test).
-    assert trained >= untrained + 0.1, (untrained, trained)
+    assert run.loss_fell(), run.losses
+    # Untrained 0.04-0.06; 6 epochs reached 0.38-0.70 with every balancing method (seeds 1037
+    # and 2; all on the baseline objective), where 8 epochs at lr 1e-2 reached 0.18-0.22.
+    assert run.trained >= run.untrained + 0.2, (run.untrained, run.trained)
     # The method ran and its per-modality statistics were logged with the epoch.
     prefix = {"moddrop": "moddrop/dropped/", "pmr": "pmr/rho/", "ogm-ge": "ogm/k/", "mmpareto": "mmpareto/conflict/"}
-    assert any(key.startswith(prefix[method]) for key in reports[0].metrics), reports[0].metrics
+    assert any(key.startswith(prefix[method]) for key in run.reports[0].metrics), run.reports[0].metrics
