@@ -82,5 +82,6 @@ def short_training(data_dir: Path, out_dir: Path, overrides: list[str]) -> Short
     untrained = build_backbone(config.model.backbone, width=WIDTH, patch_size=PATCH)
     before = held_out_wt_dice(untrained, data_dir)
     reports: list[EpochReport] = []
-    after = held_out_wt_dice(fit(config, out_dir, report=reports.append), data_dir)
+    trained = fit(config, out_dir, report=reports.append).cpu()  # evaluated on the CPU, wherever it trained
+    after = held_out_wt_dice(trained, data_dir)
     return ShortTraining(before, after, reports)

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.backbones.test_learning import PATCH as LEARNING_PATCH
-from tests.backbones.test_learning import WIDTH, held_out_wt_dice
+from tests.learning import short_training
 from tests.training.test_loop import small_config
 from trainables.backbones import Backbone, build_backbone
 from trainables.config import RunConfig, TrainConfig
@@ -115,22 +114,8 @@ def test_precision_is_recorded_with_the_run(prepared_phantom: Path, tmp_path: Pa
 @pytest.mark.parametrize("precision", ["bf16", "fp16-amp"])
 def test_reduced_precision_learns_as_well_as_fp32(precision: str, prepared_phantom: Path, tmp_path: Path) -> None:
     """The phantom WT Dice after a short PASSION training in ``precision`` is at most 0.1 below fp32's."""
-    base = [
-        f"data.root={prepared_phantom}",
-        "data.split=null",
-        "data.val_list=null",
-        "train.mask_type=pdt",
-        "model.backbone=mmformer",
-        f"model.width={WIDTH}",
-        f"model.patch_size={LEARNING_PATCH}",
-        "train.epochs=8",
-        "train.lr=1e-2",
-        "train.augment=false",
-        "train.num_workers=0",
-        "train.device=cuda",
-    ]
     dice = {}
     for name in ("fp32", precision):
-        model = fit(RunConfig().with_overrides([*base, f"train.precision={name}"]), tmp_path / name)
-        dice[name] = held_out_wt_dice(model.cpu(), prepared_phantom)
+        overrides = ["model.backbone=mmformer", "train.epochs=8", "train.device=cuda", f"train.precision={name}"]
+        dice[name] = short_training(prepared_phantom, tmp_path / name, overrides).after
     assert dice[precision] >= dice["fp32"] - 0.1, dice
