@@ -56,6 +56,13 @@ _DEVICES = ("auto", "cpu", "cuda")
     show_default=True,
     help="Overlap of neighbouring sliding windows.",
 )
+@click.option(
+    "--hd95-workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Processes computing HD95 while the next case's inference runs (0: after it, in this process).",
+)
 def evaluate(
     checkpoint: str,
     data_dir: str,
@@ -65,6 +72,7 @@ def evaluate(
     hd95_convention: HD95Convention,
     device: str,
     overlap: float,
+    hd95_workers: int,
 ) -> None:
     """Evaluate CHECKPOINT on whole volumes for all 15 modality subsets.
 
@@ -86,6 +94,7 @@ def evaluate(
         overlap=overlap,
         hd95_percentile=hd95_percentile,
         hd95_convention=hd95_convention,
+        hd95_workers=hd95_workers,
         device=resolved,
     )
     write_evaluation(result, out_dir)

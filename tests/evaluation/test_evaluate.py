@@ -172,6 +172,18 @@ def test_evaluate_command_writes_results_and_prints_means(cli: click.Group, data
     assert len(pd.read_csv(tmp_path / "eval" / "per_case.csv")) == len(CASES) * len(SUBSET_MASKS)
 
 
+def test_evaluate_command_with_hd95_workers_writes_the_same_numbers(
+    cli: click.Group, data_dir: Path, tmp_path: Path
+) -> None:
+    checkpoint = _save_toy_checkpoint(tmp_path / "checkpoint.pt", config_width=4, weights_width=4)
+    serial = _invoke(cli, checkpoint, data_dir, tmp_path / "serial")
+    beside = _invoke(cli, checkpoint, data_dir, tmp_path / "beside", "--hd95-workers", "1")
+    assert serial.exit_code == 0 and beside.exit_code == 0, (serial.output, beside.output)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "serial" / "per_case.csv"), pd.read_csv(tmp_path / "beside" / "per_case.csv")
+    )
+
+
 def test_evaluate_command_reports_a_missing_case_in_one_line(cli: click.Group, data_dir: Path, tmp_path: Path) -> None:
     checkpoint = _save_toy_checkpoint(tmp_path / "checkpoint.pt", config_width=4, weights_width=4)
     cases = tmp_path / "cases.txt"
