@@ -29,12 +29,14 @@ _address_option = click.option(
 def _quiet_libraries() -> None:
     """Optuna logs every study it creates and MLflow the set-up of its store; the sweep's
     progress lines say what matters (``-v`` shows MLflow's lines). Runs before MLflow is
-    imported, which reads its level once."""
+    imported, which reads its level once (for the trials' processes too); if MLflow is
+    in this process already, its logger is set directly."""
     import optuna  # a second of imports that status and --dry-run do not need
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def _report(outcome: SweepOutcome) -> None:
